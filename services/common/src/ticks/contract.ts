@@ -1,0 +1,63 @@
+// The JetStream contract between the ticker (writer) and the price-cache
+// (reader). See docs/architecture.md "Ticks in JetStream".
+//
+//  - Stream TICKS (configurable), subjects `ticks.>`, file storage.
+//  - Ticks are partitioned by a hash of the symbol onto `ticks.<partition>`
+//    (partition = 0..TICK_PARTITIONS-1). Every tick of a symbol is in one
+//    partition, and the partition's messages are in publish order.
+//  - A message body is a protobuf `tickmesh.market.v1.TickBatch`: ticks of ONE
+//    producer and ONE partition, in increasing producer_seq.
+//  - Its JetStream message id (Nats-Msg-Id) is derived from the producer id,
+//    the partition and the first and last producer_seq, so a retried publish
+//    of the same batch is stored once within the duplicate window.
+//  - The price-cache drops any tick whose producer_seq is <= the highest it
+//    applied for that (symbol, producer): a resent tick is applied once
+//    however it was re-batched. This is correct because the ticker publishes
+//    each partition's batches strictly one after another and retries the
+//    head batch until JetStream stores it, so the stored ticks of a producer
+//    in a partition never skip one that a later resend would bring back.
+import { TickBatch, type Tick } from '../gen/tickmesh/market/v1/market.js';
+
+export const TICK_SUBJECT_PREFIX = 'ticks';
+export const QUOTE_SUBJECT_PREFIX = 'quotes';
+export const DEFAULT_TICK_PARTITIONS = 8;
+
+/** FNV-1a 32-bit: stable across processes and languages. */
+export function fnv1a(value: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < value.length; i++) {
+    hash ^= value.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash >>> 0;
+}
+
+export function partitionOf(symbol: string, partitions: number): number {
+  return fnv1a(symbol) % partitions;
+}
+
+export function tickSubject(partition: number): string {
+  return `${TICK_SUBJECT_PREFIX}.${partition}`;
+}
+
+/** Parses `ticks.<n>` back to n, or undefined for any other subject. */
+export function partitionOfSubject(subject: string): number | undefined {
+  const m = /^ticks\.(\d+)$/.exec(subject);
+  return m ? Number(m[1]) : undefined;
+}
+
+export function quoteSubject(symbol: string): string {
+  return `${QUOTE_SUBJECT_PREFIX}.${symbol}`;
+}
+
+export function batchMessageId(producerId: string, partition: number, firstSeq: number, lastSeq: number): string {
+  return `${producerId}/${partition}/${firstSeq}/${lastSeq}`;
+}
+
+export function encodeBatch(ticks: Tick[]): Uint8Array {
+  return TickBatch.encode({ ticks }).finish();
+}
+
+export function decodeBatch(data: Uint8Array): Tick[] {
+  return TickBatch.decode(data).ticks;
+}
