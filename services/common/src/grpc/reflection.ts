@@ -2,7 +2,13 @@
 // (ts-proto emits no descriptors), plus the health proto shipped by
 // grpc-health-check, so grpcurl lists and describes everything with no
 // proto files at hand, including messages imported from other files.
+//
+// The file descriptors are handed to @grpc/reflection exactly as buf wrote
+// them. Passing them through proto-loader first would re-serialize them with
+// relative type names and merged files, which breaks `grpcurl describe` on
+// any message that imports another file (grpc/grpc-node#3018).
 import { readFileSync } from 'node:fs';
+import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
@@ -10,15 +16,27 @@ import { projectPath } from '../paths.js';
 
 export const DESCRIPTOR_SET_PATH = projectPath('services', 'common', 'descriptors', 'tickmesh.binpb');
 
-const LOADER_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: true };
+/** Splits a serialized google.protobuf.FileDescriptorSet into its files' original bytes. */
+export function splitFileDescriptorSet(set: Uint8Array): Uint8Array[] {
+  const reader = new BinaryReader(set);
+  const files: Uint8Array[] = [];
+  while (reader.pos < reader.len) {
+    const [field, wireType] = reader.tag();
+    if (field === 1 && wireType === WireType.LengthDelimited) files.push(reader.bytes());
+    else reader.skip(wireType);
+  }
+  return files;
+}
 
-export function loadPackageDefinition(descriptorSetPath = DESCRIPTOR_SET_PATH): protoLoader.PackageDefinition {
-  const tickmesh = protoLoader.loadFileDescriptorSetFromBuffer(readFileSync(descriptorSetPath), LOADER_OPTIONS);
-  const health = protoLoader.loadSync(healthProtoPath, LOADER_OPTIONS);
-  return { ...tickmesh, ...health };
+/** A package definition whose only content is the files, in the shape @grpc/reflection reads. */
+export function reflectionPackageDefinition(descriptorSetPath = DESCRIPTOR_SET_PATH): protoLoader.PackageDefinition {
+  const health = protoLoader.loadSync(healthProtoPath);
+  const healthFiles = Object.values(health).flatMap((d) => ('fileDescriptorProtos' in d ? d.fileDescriptorProtos : []));
+  const files = [...splitFileDescriptorSet(readFileSync(descriptorSetPath)), ...healthFiles];
+  return { 'tickmesh.files': { format: 'Protocol Buffer 3 FileDescriptorProto', type: {}, fileDescriptorProtos: files } } as never;
 }
 
 /** A reflection service exposing `services` (fully-qualified names) and the health service. */
 export function createReflectionService(services: string[]): ReflectionService {
-  return new ReflectionService(loadPackageDefinition(), { services: [...services, 'grpc.health.v1.Health'] });
+  return new ReflectionService(reflectionPackageDefinition(), { services: [...services, 'grpc.health.v1.Health'] });
 }

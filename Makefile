@@ -1,0 +1,73 @@
+# tickmesh: every day-to-day command. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.PHONY: help deps tools proto proto-check proto-breaking build up down status logs test test-unit test-faults lint format bench bench-quick soak clean
+
+GRPCURL_VERSION := v1.9.3
+GHZ_VERSION := v0.120.0
+TOOLS := $(CURDIR)/.tools/bin
+export PATH := $(TOOLS):$(PATH)
+
+# Every test file in the repository: unit tests beside each service, and the
+# cross-service suites under tests/.
+TEST_FILES = $(shell find services tests -name '*.test.ts' -not -path '*/node_modules/*' | sort)
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+deps: node_modules/.package-lock.json ## Install npm dependencies (npm ci)
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+tools: $(TOOLS)/.grpcurl-$(GRPCURL_VERSION) $(TOOLS)/.ghz-$(GHZ_VERSION) ## Install grpcurl and ghz into .tools/bin (pinned, go install)
+$(TOOLS)/.grpcurl-$(GRPCURL_VERSION):
+	@mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+	@touch $@
+$(TOOLS)/.ghz-$(GHZ_VERSION):
+	@mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) go install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
+	@touch $@
+
+proto: deps ## Lint the protos, regenerate TypeScript and the reflection descriptor set
+	npx buf lint proto
+	rm -rf services/common/src/gen
+	npx buf generate --template proto/buf.gen.yaml
+	npx buf build proto -o services/common/descriptors/tickmesh.binpb
+
+proto-breaking: deps ## Check the protos for breaking changes against main
+	npx buf breaking proto --against '.git#branch=main,subdir=proto'
+
+build: deps ## Compile TypeScript to dist/
+	npm run build
+
+up: deps tools build ## Start infrastructure and every service in the background, wait for health, print URLs
+	@bash deploy/local-infra.sh up
+	@bash deploy/services.sh up
+
+down: ## Stop what `make up` started (services, then the infrastructure it started)
+	@bash deploy/services.sh down
+	@bash deploy/local-infra.sh down
+
+status: ## Show what is running
+	@bash deploy/services.sh status
+	@bash deploy/local-infra.sh status
+
+logs: ## Follow the services' logs
+	tail -F .run/logs/*.log
+
+test: deps tools ## The whole suite: type check, contracts, unit, integration (real NATS, Redis, MariaDB), k8s manifests
+	npm run typecheck
+	node --import tsx --test --test-timeout=600000 $(TEST_FILES)
+
+lint: deps ## ESLint, Prettier and buf lint
+	npx buf lint proto
+	npx eslint .
+	npx prettier --check .
+
+format: deps ## Format the code with Prettier
+	npx prettier --write .
+
+clean: ## Remove build output (keeps .run data; `make down` first)
+	rm -rf dist
