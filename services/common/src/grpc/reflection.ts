@@ -31,7 +31,9 @@ export function splitFileDescriptorSet(set: Uint8Array): Uint8Array[] {
 /** A package definition whose only content is the files, in the shape @grpc/reflection reads. */
 export function reflectionPackageDefinition(descriptorSetPath = DESCRIPTOR_SET_PATH): protoLoader.PackageDefinition {
   const health = protoLoader.loadSync(healthProtoPath);
-  const healthFiles = Object.values(health).flatMap((d) => ('fileDescriptorProtos' in d ? d.fileDescriptorProtos : []));
+  const healthFiles = Object.values(health).flatMap((d) =>
+    'fileDescriptorProtos' in d ? (d.fileDescriptorProtos as Buffer[]) : [],
+  );
   const files = [...splitFileDescriptorSet(readFileSync(descriptorSetPath)), ...healthFiles];
   return { 'tickmesh.files': { format: 'Protocol Buffer 3 FileDescriptorProto', type: {}, fileDescriptorProtos: files } } as never;
 }
