@@ -6,7 +6,7 @@
 #   deploy/local-infra.sh down     stop only what this script started (by pid)
 #   deploy/local-infra.sh status   managed (pid N) | external | down, per component
 #   deploy/local-infra.sh env      export lines for the connection settings
-#   deploy/local-infra.sh reset    down, then delete the local data under .run/
+#   deploy/local-infra.sh reset    down, then delete the local data (and these logs) under .run/
 #
 # Settings (environment): NATS_URL, NATS_MONITOR_PORT, REDIS_URL, MYSQL_HOST, MYSQL_PORT,
 # MYSQL_USER, MYSQL_PASSWORD, MYSQL_DATABASE, TICKMESH_RUN_DIR, TICKMESH_INFRA_TIMEOUT.
@@ -41,7 +41,18 @@ die() {
 	printf '%serror:%s %s\n' "$RED" "$RESET" "$*" >&2
 	exit 1
 }
-have() { command -v "$1" >/dev/null 2>&1; }
+have() {
+	local p
+	p=$(command -v "$1" 2>/dev/null) && [[ -x $p ]]
+}
+now_ms() {
+	local t=${EPOCHREALTIME//[!0-9]/}
+	echo $((10#$t / 1000))
+}
+since() { # since START_MS -> "1.23s"
+	local d=$(($(now_ms) - $1))
+	printf '%d.%02ds' $((d / 1000)) $((d % 1000 / 10))
+}
 
 # --------------------------------------------------------------------- address parsing
 
@@ -175,10 +186,11 @@ launch() {
 	shift 2
 	local log=$LOG_DIR/$name.log
 	printf '\n==== %s starting %s\n' "$(date '+%F %T')" "$name" >>"$log"
+	# 9>&-: the server must not inherit (and hold) the lock on .run/.lock
 	if have setsid; then
-		setsid "$@" </dev/null >>"$log" 2>&1 &
+		setsid "$@" </dev/null >>"$log" 2>&1 9>&- &
 	else
-		nohup "$@" </dev/null >>"$log" 2>&1 &
+		nohup "$@" </dev/null >>"$log" 2>&1 9>&- &
 	fi
 	LAUNCHED_PID=$!
 	echo "$LAUNCHED_PID" >"$(pid_file "$name")"
@@ -255,13 +267,14 @@ server_name: "tickmesh-local"
 listen: "$bind:$NATS_PORT"
 http: "$bind:$NATS_MONITOR_PORT"
 jetstream {
-  store_dir: "$dir/jetstream"
+  store_dir: "$dir"
 }
 EOF
 	launch nats nats-server nats-server -c "$conf"
-	local pid=$LAUNCHED_PID t0=$SECONDS
+	local pid=$LAUNCHED_PID t0
+	t0=$(now_ms)
 	wait_ready nats nats-server "$pid" nats_js_ready "$NATS_HOST" "$NATS_PORT" "$NATS_MONITOR_PORT"
-	say "nats   started (pid $pid, $((SECONDS - t0))s)  nats://$bind:$NATS_PORT  monitoring http://$bind:$NATS_MONITOR_PORT"
+	say "nats   started (pid $pid, $(since "$t0"))  nats://$bind:$NATS_PORT  monitoring http://$bind:$NATS_MONITOR_PORT"
 }
 
 # --------------------------------------------------------------------------- Redis
@@ -283,9 +296,10 @@ redis_up() {
 	# A cache by design: no RDB snapshots, no AOF.
 	launch redis redis-server redis-server --bind "$bind" --port "$REDIS_PORT" --dir "$dir" \
 		--save '' --appendonly no --daemonize no --protected-mode yes --logfile ''
-	local pid=$LAUNCHED_PID t0=$SECONDS
+	local pid=$LAUNCHED_PID t0
+	t0=$(now_ms)
 	wait_ready redis redis-server "$pid" redis_ready "$REDIS_HOST" "$REDIS_PORT"
-	say "redis  started (pid $pid, $((SECONDS - t0))s)  redis://$bind:$REDIS_PORT"
+	say "redis  started (pid $pid, $(since "$t0"))  redis://$bind:$REDIS_PORT"
 }
 
 # --------------------------------------------------------------------------- MariaDB
@@ -355,17 +369,26 @@ mysql_up() {
 		sock=/tmp/tickmesh-mysqld-$(printf '%s' "$base" | cksum | cut -d' ' -f1).sock
 	fi
 	bind=$(bind_addr "$MYSQL_HOST")
+	# Socket authentication: OS user root logs in as MariaDB root; another OS user gets an
+	# admin account of its own name (--auth-root-socket-user).
+	local admin
 	if [[ $EUID -eq 0 ]]; then
 		run_user=(--user=mysql)
+		admin=root
 		chown mysql:mysql "$base"
+	else
+		admin=$(id -un)
 	fi
-	local -a opts=(--datadir="$data" --socket="$sock" --pid-file="$base/mariadbd.pid"
+	# --tmpdir: otherwise mariadbd uses $TMPDIR, which user mysql may not be able to write
+	local -a opts=(--datadir="$data" --socket="$sock" --pid-file="$base/mariadbd.pid" --tmpdir="$base"
 		--innodb-log-file-size=48M --innodb-buffer-pool-size=128M)
 
 	if [[ ! -d $data/mysql ]]; then
 		say "mysql  initialising data directory $data"
 		rm -rf "$data"
-		if ! mariadb-install-db --no-defaults "${run_user[@]}" --auth-root-authentication-method=socket \
+		local socket_user=()
+		[[ $admin == root ]] || socket_user=(--auth-root-socket-user="$admin")
+		if ! mariadb-install-db --no-defaults "${run_user[@]}" --auth-root-authentication-method=socket "${socket_user[@]}" \
 			--skip-test-db --skip-name-resolve "${opts[@]}" >>"$LOG_DIR/mysql.log" 2>&1; then
 			log_tail mysql
 			die "mariadb-install-db failed (log: $LOG_DIR/mysql.log)"
@@ -377,17 +400,17 @@ mysql_up() {
 	launch mysql mariadbd mariadbd --no-defaults "${run_user[@]}" "${opts[@]}" \
 		--bind-address="$bind" --port="$MYSQL_PORT" \
 		--character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci
-	local pid=$LAUNCHED_PID t0=$SECONDS
+	local pid=$LAUNCHED_PID t0
+	t0=$(now_ms)
 	wait_ready mysql mariadbd "$pid" mysql_answers "$MYSQL_HOST" "$MYSQL_PORT"
 
-	# root logs in through the unix socket (socket auth matches the OS user).
-	local admin
-	if [[ $EUID -eq 0 ]]; then admin=root; else admin=$(id -un); fi
+	# The admin logs in through the unix socket (socket auth matches the OS user).
 	if ! mysql_bootstrap_sql | mariadb --no-defaults --socket="$sock" -u"$admin" >>"$LOG_DIR/mysql.log" 2>&1; then
-		log_tail mysql
-		die "could not create database/user through $sock (log: $LOG_DIR/mysql.log)"
+		log_tail mysql 5
+		die "could not create database/user as '$admin' through $sock; the server is running (managed);" \
+			"if $data was initialised by another OS user, run: $0 reset"
 	fi
-	say "mysql  started (pid $pid, $((SECONDS - t0))s)  $bind:$MYSQL_PORT  db=$MYSQL_DATABASE user=$MYSQL_USER"
+	say "mysql  started (pid $pid, $(since "$t0"))  $bind:$MYSQL_PORT  db=$MYSQL_DATABASE user=$MYSQL_USER"
 }
 
 # ---------------------------------------------------------------------- subcommands
@@ -499,8 +522,14 @@ cmd_env() {
 cmd_reset() {
 	cmd_down
 	local target=$RUN_DIR/mysql
-	if [[ -L $target ]]; then rm -rf -- "$(readlink -f "$target")"; fi
-	rm -rf -- "$RUN_DIR/nats" "$RUN_DIR/redis" "$RUN_DIR/mysql" "$LOG_DIR"
+	if [[ -L $target ]]; then
+		local real
+		real=$(readlink -f "$target")
+		rm -rf -- "$real"
+		rmdir -- "$(dirname -- "$real")" 2>/dev/null || true
+	fi
+	rm -rf -- "$RUN_DIR/nats" "$RUN_DIR/redis" "$RUN_DIR/mysql"
+	rm -f -- "$LOG_DIR/nats.log" "$LOG_DIR/redis.log" "$LOG_DIR/mysql.log" "$LOG_DIR/apt.log"
 	say "local data removed ($RUN_DIR)"
 }
 

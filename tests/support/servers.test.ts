@@ -1,0 +1,450 @@
+// Proves the private test-server harness: each server starts, answers its protocol, restarts
+// on the same port, Redis comes back empty, kill() is a real SIGKILL, stopAll() and the
+// process-exit hook leave nothing behind.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import { after, describe, test } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+
+import {
+  freePort,
+  startMariaDb,
+  startNats,
+  startRedis,
+  stopAll,
+  type MariaDbTestServer,
+  type TestServer,
+} from './servers.js';
+
+const execFileP = promisify(execFile);
+
+// ------------------------------------------------------------------------- raw clients
+
+/** Open a connection, write `send` (after reading `skipFirstLine` line if asked), return the next line. */
+function exchange(port: number, send: string, opts: { skipFirstLine?: boolean } = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    let buf = '';
+    let skipped = !opts.skipFirstLine;
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`no reply on port ${port} (got ${JSON.stringify(buf)})`));
+    }, 5_000);
+    sock.once('connect', () => {
+      if (skipped) sock.write(send);
+    });
+    sock.on('data', (d: Buffer) => {
+      buf += d.toString('utf8');
+      for (let i = buf.indexOf('\r\n'); i >= 0; i = buf.indexOf('\r\n')) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        if (!skipped) {
+          skipped = true;
+          sock.write(send);
+          continue;
+        }
+        clearTimeout(timer);
+        sock.destroy();
+        resolve(line);
+        return;
+      }
+    });
+    sock.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+const natsPing = (port: number) => exchange(port, 'PING\r\n', { skipFirstLine: true });
+
+function resp(...args: string[]): string {
+  return `*${args.length}\r\n` + args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('');
+}
+
+/** One Redis command; returns the reply's first line, or for a bulk string its value. */
+async function redis(port: number, ...args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    let buf = '';
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`redis: no reply on port ${port}`));
+    }, 5_000);
+    sock.once('connect', () => sock.write(resp(...args)));
+    sock.on('data', (d: Buffer) => {
+      buf += d.toString('utf8');
+      const lines = buf.split('\r\n');
+      const first = lines[0] ?? '';
+      if (lines.length < 2) return;
+      if (first.startsWith('$') && first !== '$-1' && lines.length < 3) return;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(first.startsWith('$') && first !== '$-1' ? (lines[1] ?? '') : first);
+    });
+    sock.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+/** Minimal NATS client: enough for JetStream API requests over the raw protocol. */
+class RawNats {
+  private buf = Buffer.alloc(0);
+  private waiters = new Map<string, (payload: string) => void>();
+  private sid = 0;
+
+  private constructor(private readonly sock: net.Socket) {
+    sock.on('data', (d: Buffer) => {
+      this.buf = Buffer.concat([this.buf, d]);
+      this.parse();
+    });
+  }
+
+  static connect(port: number): Promise<RawNats> {
+    return new Promise((resolve, reject) => {
+      const sock = net.connect({ host: '127.0.0.1', port });
+      sock.once('error', reject);
+      sock.once('connect', () => {
+        const nc = new RawNats(sock);
+        sock.write(
+          'CONNECT {"verbose":false,"pedantic":false,"headers":false,"lang":"raw","version":"0"}\r\n',
+        );
+        resolve(nc);
+      });
+    });
+  }
+
+  private parse(): void {
+    for (;;) {
+      const eol = this.buf.indexOf('\r\n');
+      if (eol < 0) return;
+      const line = this.buf.subarray(0, eol).toString('utf8');
+      if (line.startsWith('MSG ')) {
+        const parts = line.split(' ');
+        const size = Number(parts[parts.length - 1]);
+        if (this.buf.length < eol + 2 + size + 2) return;
+        const payload = this.buf.subarray(eol + 2, eol + 2 + size).toString('utf8');
+        this.buf = this.buf.subarray(eol + 2 + size + 2);
+        const subject = parts[1] ?? '';
+        this.waiters.get(subject)?.(payload);
+        this.waiters.delete(subject);
+        continue;
+      }
+      this.buf = this.buf.subarray(eol + 2);
+      if (line === 'PING') this.sock.write('PONG\r\n');
+      if (line.startsWith('-ERR')) throw new Error(`nats: ${line}`);
+    }
+  }
+
+  request(subject: string, payload: string): Promise<Record<string, unknown>> {
+    const inbox = `_INBOX.raw.${++this.sid}`;
+    const result = new Promise<Record<string, unknown>>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`nats: no reply to ${subject}`)), 5_000);
+      this.waiters.set(inbox, (p) => {
+        clearTimeout(timer);
+        resolve(JSON.parse(p) as Record<string, unknown>);
+      });
+    });
+    this.sock.write(
+      `SUB ${inbox} ${this.sid}\r\nUNSUB ${this.sid} 1\r\n` +
+        `PUB ${subject} ${inbox} ${Buffer.byteLength(payload)}\r\n${payload}\r\n`,
+    );
+    return result;
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
+}
+
+async function jsRequest(port: number, subject: string, payload = ''): Promise<Record<string, unknown>> {
+  const nc = await RawNats.connect(port);
+  try {
+    return await nc.request(subject, payload);
+  } finally {
+    nc.close();
+  }
+}
+
+async function sql(db: MariaDbTestServer, query: string): Promise<string> {
+  const { stdout } = await execFileP('mariadb', [
+    '-h127.0.0.1',
+    '-P',
+    String(db.port),
+    '-u',
+    db.user,
+    `-p${db.password}`,
+    db.database,
+    '-N',
+    '-B',
+    '-e',
+    query,
+  ]);
+  return stdout.trim();
+}
+
+// ------------------------------------------------------------------------- processes
+
+/** Gone, or a zombie waiting for its (new) parent to reap it: either way not running. */
+function processGone(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
+async function waitGone(pid: number, ms = 5_000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (processGone(pid)) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return processGone(pid);
+}
+
+async function timed<T>(what: string, fn: () => Promise<T>, notes: string[]): Promise<T> {
+  const t0 = performance.now();
+  const result = await fn();
+  notes.push(`${what}: ${(performance.now() - t0).toFixed(0)} ms`);
+  return result;
+}
+
+async function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+const started: TestServer[] = [];
+after(async () => {
+  await stopAll();
+});
+
+// ------------------------------------------------------------------------------ tests
+
+void test('freePort returns distinct bindable loopback ports', async () => {
+  const ports = await Promise.all([freePort(), freePort(), freePort()]);
+  assert.equal(new Set(ports).size, 3);
+  for (const p of ports) {
+    assert.ok(p > 1024 && p < 65536);
+    await new Promise<void>((resolve, reject) => {
+      const srv = net.createServer().once('error', reject);
+      srv.listen(p, '127.0.0.1', () => srv.close(() => resolve()));
+    });
+  }
+});
+
+void describe('NATS', () => {
+  void test('starts with JetStream, answers PING, keeps streams across stop/start, kill() is SIGKILL', async (t) => {
+    const notes: string[] = [];
+    const nats = await timed('first start', () => startNats(), notes);
+    started.push(nats);
+    assert.match(nats.url, /^nats:\/\/127\.0\.0\.1:\d+$/);
+    assert.equal(nats.url, `nats://127.0.0.1:${nats.port}`);
+    assert.ok(nats.isRunning());
+    assert.equal(await natsPing(nats.port), 'PONG');
+
+    const created = await jsRequest(
+      nats.port,
+      '$JS.API.STREAM.CREATE.T',
+      JSON.stringify({ name: 'T', subjects: ['t.>'], storage: 'file' }),
+    );
+    assert.equal(created.error, undefined, JSON.stringify(created));
+    const ack = await jsRequest(nats.port, 't.a', 'hello');
+    assert.equal(ack.stream, 'T');
+    assert.ok(fs.existsSync(`${nats.dataDir}/jetstream`), 'JetStream store lives in dataDir');
+
+    const port = nats.port;
+    await timed('graceful stop', () => nats.stop(), notes);
+    assert.equal(nats.isRunning(), false);
+    assert.equal(nats.pid, undefined);
+    assert.notEqual(nats.lastExit?.signal, 'SIGKILL');
+    assert.equal(await canConnect(port), false);
+
+    await timed('restart', () => nats.start(), notes);
+    assert.equal(nats.port, port);
+    assert.equal(await natsPing(nats.port), 'PONG');
+    const info = await jsRequest(nats.port, '$JS.API.STREAM.INFO.T');
+    assert.equal((info.state as { messages: number }).messages, 1, 'stream survived the restart');
+
+    const pid = nats.pid;
+    assert.ok(pid);
+    await nats.kill();
+    assert.equal(nats.lastExit?.signal, 'SIGKILL');
+    assert.ok(processGone(pid));
+    await timed('start after kill', () => nats.start(), notes);
+    assert.equal(await natsPing(nats.port), 'PONG');
+    t.diagnostic(`nats ${notes.join(', ')}`);
+  });
+
+  void test('jetstream: false gives a core-only server', async () => {
+    const nats = await startNats({ jetstream: false });
+    started.push(nats);
+    assert.equal(await natsPing(nats.port), 'PONG');
+    assert.equal(fs.existsSync(`${nats.dataDir}/jetstream`), false);
+    await nats.stop();
+  });
+});
+
+void describe('Redis', () => {
+  void test('starts, answers PING, is EMPTY after stop/start on the same port, flushAll, kill()', async (t) => {
+    const notes: string[] = [];
+    const r = await timed('first start', () => startRedis(), notes);
+    started.push(r);
+    assert.equal(r.url, `redis://127.0.0.1:${r.port}`);
+    assert.equal(await redis(r.port, 'PING'), '+PONG');
+    assert.equal(await redis(r.port, 'SET', 'k', 'v'), '+OK');
+    assert.equal(await redis(r.port, 'GET', 'k'), 'v');
+
+    const port = r.port;
+    await timed('graceful stop', () => r.stop(), notes);
+    assert.equal(r.isRunning(), false);
+    assert.equal(await canConnect(port), false);
+    await timed('restart', () => r.start(), notes);
+    assert.equal(r.port, port);
+    assert.equal(await redis(r.port, 'GET', 'k'), '$-1', 'restarted redis is empty');
+    assert.equal(await redis(r.port, 'DBSIZE'), ':0');
+    assert.deepEqual(
+      fs.readdirSync(r.dataDir).filter((f) => f.endsWith('.rdb') || f.startsWith('appendonly')),
+      [],
+    );
+
+    await redis(r.port, 'SET', 'a', '1');
+    await r.flushAll();
+    assert.equal(await redis(r.port, 'DBSIZE'), ':0');
+
+    const pid = r.pid;
+    assert.ok(pid);
+    await r.kill();
+    assert.equal(r.lastExit?.signal, 'SIGKILL');
+    assert.ok(processGone(pid));
+    assert.doesNotMatch(r.logTail(5), /Received SIGTERM/);
+    await r.start();
+    assert.equal(await redis(r.port, 'PING'), '+PONG');
+    t.diagnostic(`redis ${notes.join(', ')}`);
+  });
+
+  void test('pause() hangs the server without closing its port; resume() brings it back', async () => {
+    const r = await startRedis();
+    started.push(r);
+    r.pause();
+    await assert.rejects(
+      Promise.race([
+        redis(r.port, 'PING'),
+        new Promise((_, rej) => setTimeout(() => rej(new Error('timeout')), 300)),
+      ]),
+      /timeout/,
+    );
+    r.resume();
+    assert.equal(await redis(r.port, 'PING'), '+PONG');
+    r.pause();
+    await r.stop(); // stop() of a paused server still works
+    assert.equal(r.isRunning(), false);
+  });
+});
+
+void describe('MariaDB', () => {
+  void test('starts with database and user, answers SQL, keeps data across stop/start and kill', async (t) => {
+    const notes: string[] = [];
+    const db = await timed('first start (template + copy + start)', () => startMariaDb(), notes);
+    started.push(db);
+    assert.equal(db.host, '127.0.0.1');
+    assert.equal(await sql(db, 'select 1'), '1');
+    assert.equal(await sql(db, 'select database()'), db.database);
+
+    await sql(db, 'create table t (id int primary key); insert into t values (42)');
+    // tests may create scratch databases
+    await sql(db, 'create database scratch; drop database scratch');
+
+    const port = db.port;
+    await timed('graceful stop', () => db.stop(), notes);
+    assert.equal(db.isRunning(), false);
+    assert.notEqual(db.lastExit?.signal, 'SIGKILL');
+    assert.equal(await canConnect(port), false);
+    await timed('restart', () => db.start(), notes);
+    assert.equal(db.port, port);
+    assert.equal(await sql(db, 'select id from t'), '42');
+
+    await sql(db, 'insert into t values (43)');
+    const pid = db.pid;
+    assert.ok(pid);
+    await db.kill();
+    assert.equal(db.lastExit?.signal, 'SIGKILL');
+    assert.ok(processGone(pid));
+    await timed('start after kill (crash recovery)', () => db.start(), notes);
+    assert.equal(await sql(db, 'select count(*) from t'), '2', 'committed rows survive a SIGKILL');
+
+    const second = await timed('second instance (template cached)', () => startMariaDb(), notes);
+    started.push(second);
+    assert.notEqual(second.port, db.port);
+    assert.notEqual(second.dataDir, db.dataDir);
+    assert.equal(await sql(second, 'show tables'), '', 'instances do not share data');
+    t.diagnostic(`mariadb ${notes.join(', ')}`);
+  });
+});
+
+void describe('clean-up', () => {
+  void test('stopAll() leaves no server process', async () => {
+    const [n, r, m] = await Promise.all([startNats(), startRedis(), startMariaDb()]);
+    started.push(n, r, m);
+    const pids = started.map((s) => s.pid).filter((p): p is number => p !== undefined);
+    assert.ok(pids.length >= 3);
+    await stopAll();
+    for (const s of started) assert.equal(s.isRunning(), false);
+    for (const pid of pids) assert.ok(processGone(pid), `pid ${pid} still running`);
+    for (const s of [n, r, m]) assert.equal(await canConnect(s.port), false);
+  });
+
+  const harness = pathToFileURL(new URL('./servers.ts', import.meta.url).pathname).href;
+  async function runChild(body: string): Promise<string> {
+    const script = `import * as h from ${JSON.stringify(harness)};\n${body}`;
+    const { stdout } = await execFileP(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', script],
+      {
+        timeout: 60_000,
+      },
+    );
+    return stdout;
+  }
+
+  void test('a process that forgets stopAll() exits anyway and its exit hook SIGKILLs its servers', async () => {
+    const out = await runChild(
+      'const r = await h.startRedis(); const n = await h.startNats();' +
+        'console.log(JSON.stringify([[r.pid, r.dataDir], [n.pid, n.dataDir]]));',
+    );
+    const servers = JSON.parse(out.trim()) as [number, string][];
+    for (const [pid, dir] of servers) {
+      assert.ok(await waitGone(pid), `server pid ${pid} survived its test process`);
+      assert.equal(fs.existsSync(dir), false, `${dir} was not removed`);
+    }
+  });
+
+  void test('servers orphaned by a SIGKILLed test process are reaped by the next one', async (t) => {
+    const out = await runChild(
+      'const r = await h.startRedis(); console.log(JSON.stringify([r.pid, r.dataDir]));' +
+        "process.kill(process.pid, 'SIGKILL');",
+    ).catch((err: { stdout?: string }) => err.stdout ?? '');
+    const [pid, dir] = JSON.parse(out.trim()) as [number, string];
+    if (processGone(pid)) {
+      // Another test process started a server in between and its janitor got there first.
+      t.diagnostic(`orphan ${pid} (${dir}) was already reaped by a concurrent test process`);
+      return;
+    }
+    await runChild('const r = await h.startRedis(); await h.stopAll();');
+    assert.ok(await waitGone(pid), `orphan ${pid} not reaped`);
+    assert.equal(fs.existsSync(dir), false);
+  });
+});
