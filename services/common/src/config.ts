@@ -24,7 +24,10 @@ export class ConfigError extends Error {
 }
 
 /** Parses `env` against `spec`; throws ConfigError naming every bad variable. */
-export function parseConfig<S extends ConfigSpec>(spec: S, env: NodeJS.ProcessEnv = process.env): ConfigOf<S> {
+export function parseConfig<S extends ConfigSpec>(
+  spec: S,
+  env: NodeJS.ProcessEnv = process.env,
+): ConfigOf<S> {
   const out: Record<string, unknown> = {};
   const problems: string[] = [];
   for (const [name, v] of Object.entries(spec)) {
@@ -68,7 +71,8 @@ export function loadConfig<S extends ConfigSpec>(service: string, spec: S): Conf
 /** Markdown table of the variables: the source of docs/configuration.md. */
 export function describeConfig(service: string, spec: ConfigSpec): string {
   const rows = Object.entries(spec).map(
-    ([name, v]) => `| \`${name}\` | ${v.default === undefined ? '(required)' : `\`${v.default}\``} | ${v.doc} |`,
+    ([name, v]) =>
+      `| \`${name}\` | ${v.default === undefined ? '(required)' : `\`${v.default}\``} | ${v.doc} |`,
   );
   return `### ${service}\n\n| variable | default | meaning |\n|---|---|---|\n${rows.join('\n')}\n`;
 }
@@ -95,10 +99,14 @@ export const num = (min: number, max: number) =>
   z
     .string()
     .transform(Number)
-    .refine((n) => Number.isFinite(n) && n >= min && n <= max, { message: `must be a number from ${min} to ${max}` });
+    .refine((n) => Number.isFinite(n) && n >= min && n <= max, {
+      message: `must be a number from ${min} to ${max}`,
+    });
 
 export const bool = () =>
-  z.enum(['true', 'false', '1', '0'], { message: 'must be true or false' }).transform((s) => s === 'true' || s === '1');
+  z
+    .enum(['true', 'false', '1', '0'], { message: 'must be true or false' })
+    .transform((s) => s === 'true' || s === '1');
 
 export const oneOf = <T extends string>(...values: [T, ...T[]]) =>
   z.enum(values, { message: `must be one of: ${values.join(', ')}` });
@@ -132,7 +140,11 @@ export const commonConfig = {
     default: 'info',
     doc: 'pino log level',
   },
-  METRICS_PORT: { schema: port(), default: '0', doc: 'HTTP port for /metrics, /healthz and /readyz (0: none)' },
+  METRICS_PORT: {
+    schema: port(),
+    default: '0',
+    doc: 'HTTP port for /metrics, /healthz and /readyz (0: none)',
+  },
   METRICS_HOST: { schema: str(), default: '0.0.0.0', doc: 'Bind address of the metrics HTTP server' },
   SHUTDOWN_TIMEOUT_MS: {
     schema: int(100, 600_000),
@@ -159,12 +171,79 @@ export const grpcServerConfig = {
     default: '30000',
     doc: 'How long calls on an aged-out connection may finish',
   },
-  GRPC_KEEPALIVE_TIME_MS: { schema: int(1000, 3_600_000), default: '20000', doc: 'Server keepalive ping interval' },
-  GRPC_KEEPALIVE_TIMEOUT_MS: { schema: int(100, 600_000), default: '10000', doc: 'Keepalive ping ack timeout' },
+  GRPC_KEEPALIVE_TIME_MS: {
+    schema: int(1000, 3_600_000),
+    default: '20000',
+    doc: 'Server keepalive ping interval',
+  },
+  GRPC_KEEPALIVE_TIMEOUT_MS: {
+    schema: int(100, 600_000),
+    default: '10000',
+    doc: 'Keepalive ping ack timeout',
+  },
   GRPC_MAX_MESSAGE_BYTES: {
     schema: int(1024, 64 * 1024 * 1024),
     default: '4194304',
     doc: 'Largest gRPC message accepted or sent',
   },
-  GRPC_REFLECTION: { schema: bool(), default: 'true', doc: 'Serve gRPC server reflection (grpcurl list/describe)' },
+  GRPC_REFLECTION: {
+    schema: bool(),
+    default: 'true',
+    doc: 'Serve gRPC server reflection (grpcurl list/describe)',
+  },
+  GRPC_AUTH_MODE: {
+    schema: oneOf('none', 'jwt'),
+    default: 'none',
+    doc: 'none (local development) or jwt: calls need `authorization: Bearer <HS256 JWT>` (health and reflection never do)',
+  },
+  GRPC_TLS_CERT_FILE: {
+    schema: str(),
+    default: '',
+    doc: 'PEM certificate: serve gRPC over TLS (with GRPC_TLS_KEY_FILE)',
+  },
+  GRPC_TLS_KEY_FILE: {
+    schema: str(),
+    default: '',
+    doc: 'PEM private key of GRPC_TLS_CERT_FILE',
+    secret: true,
+  },
+  GRPC_TLS_CLIENT_CA_FILE: {
+    schema: str(),
+    default: '',
+    doc: 'PEM CA: require client certificates signed by it (mTLS)',
+  },
+} satisfies ConfigSpec;
+
+/** JWT settings shared by servers that check tokens and clients that mint them. */
+export const jwtConfig = {
+  GRPC_JWT_SECRET: {
+    schema: str(),
+    default: '',
+    doc: 'HS256 secret (at least 32 characters) for GRPC_AUTH_MODE=jwt and for tokens this service sends',
+    secret: true,
+  },
+  GRPC_JWT_ISSUER: { schema: str(), default: 'tickmesh', doc: 'Expected and issued JWT issuer' },
+  GRPC_JWT_AUDIENCE: { schema: str(), default: 'tickmesh', doc: 'Expected and issued JWT audience' },
+} satisfies ConfigSpec;
+
+/** Variables of a service that calls other services over gRPC. */
+export const grpcClientConfig = {
+  GRPC_CLIENT_TLS_CA_FILE: { schema: str(), default: '', doc: 'PEM CA of the servers: call them over TLS' },
+  GRPC_CLIENT_TLS_CERT_FILE: { schema: str(), default: '', doc: 'PEM client certificate for mTLS' },
+  GRPC_CLIENT_TLS_KEY_FILE: {
+    schema: str(),
+    default: '',
+    doc: 'PEM key of the client certificate',
+    secret: true,
+  },
+  GRPC_CLIENT_SEND_JWT: {
+    schema: bool(),
+    default: 'false',
+    doc: 'Attach a service JWT signed with GRPC_JWT_SECRET to every call (when the servers run GRPC_AUTH_MODE=jwt)',
+  },
+  GRPC_UNARY_DEADLINE_MS: {
+    schema: int(50, 120_000),
+    default: '3000',
+    doc: 'Deadline of unary calls to other services',
+  },
 } satisfies ConfigSpec;

@@ -65,5 +65,7 @@ export function toServiceError(err: unknown): { error: Partial<ServiceError>; ex
 }
 
 export function isServiceError(err: unknown): err is ServiceError {
-  return typeof err === 'object' && err !== null && 'code' in err && typeof (err as ServiceError).code === 'number';
+  return (
+    typeof err === 'object' && err !== null && 'code' in err && typeof (err as ServiceError).code === 'number'
+  );
 }

@@ -7,10 +7,12 @@ import { HealthMonitor, type DependencyCheck } from './health.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetricsRegistry, startMetricsServer, type MetricsServer } from './metrics.js';
 import { onShutdown, type ShutdownStep } from './shutdown.js';
-import type { commonConfig, ConfigOf, grpcServerConfig } from './config.js';
+import type { commonConfig, ConfigOf, grpcServerConfig, jwtConfig } from './config.js';
+import { jwtAuthenticator } from './grpc/auth.js';
+import { serverCredentials } from './grpc/tls.js';
 
 export type CommonConfig = ConfigOf<typeof commonConfig>;
-export type GrpcServerConfig = ConfigOf<typeof grpcServerConfig>;
+export type GrpcServerConfig = ConfigOf<typeof grpcServerConfig> & Partial<ConfigOf<typeof jwtConfig>>;
 
 export interface ServiceKit {
   logger: Logger;
@@ -28,6 +30,16 @@ export interface RunningGrpcService {
   grpcPort: number;
   /** Runs the shutdown steps (what SIGTERM does), without exiting. For tests. */
   stop(): Promise<void>;
+}
+
+function jwtSettings(config: Partial<ConfigOf<typeof jwtConfig>>) {
+  if (!config.GRPC_JWT_SECRET)
+    throw new Error('GRPC_AUTH_MODE=jwt needs GRPC_JWT_SECRET (spread jwtConfig into the config spec)');
+  return {
+    secret: config.GRPC_JWT_SECRET,
+    issuer: config.GRPC_JWT_ISSUER,
+    audience: config.GRPC_JWT_AUDIENCE,
+  };
 }
 
 export async function serveGrpc(opts: {
@@ -62,13 +74,24 @@ export async function serveGrpc(opts: {
     keepaliveTimeoutMs: config.GRPC_KEEPALIVE_TIMEOUT_MS,
     maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES,
     reflection: config.GRPC_REFLECTION,
+    credentials: serverCredentials({
+      certFile: config.GRPC_TLS_CERT_FILE,
+      keyFile: config.GRPC_TLS_KEY_FILE,
+      clientCaFile: config.GRPC_TLS_CLIENT_CA_FILE,
+    }),
+    authenticate: config.GRPC_AUTH_MODE === 'jwt' ? jwtAuthenticator(jwtSettings(config)) : undefined,
   });
   opts.register(server);
   const grpcPort = await server.listen(config.GRPC_HOST, opts.grpcPort);
   await health.start();
   const metrics =
     config.METRICS_PORT > 0 || opts.handleSignals === false
-      ? await startMetricsServer({ registry: kit.registry, health, host: config.METRICS_HOST, port: config.METRICS_PORT })
+      ? await startMetricsServer({
+          registry: kit.registry,
+          health,
+          host: config.METRICS_HOST,
+          port: config.METRICS_PORT,
+        })
       : undefined;
   const steps: ShutdownStep[] = [
     { name: 'grpc server', run: () => server.shutdown(config.SHUTDOWN_TIMEOUT_MS) },

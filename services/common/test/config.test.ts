@@ -2,7 +2,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, commonConfig, describeConfig, int, list, oneOf, parseConfig, port, url, bool } from '../src/config.js';
+import {
+  ConfigError,
+  commonConfig,
+  describeConfig,
+  int,
+  list,
+  oneOf,
+  parseConfig,
+  port,
+  url,
+  bool,
+} from '../src/config.js';
 
 const spec = {
   PORT: { schema: port(), default: '50051', doc: 'gRPC port' },
@@ -40,7 +51,10 @@ test('every bad variable is named with what is allowed', () => {
 
 test('out-of-range port and wrong URL scheme are refused', () => {
   assert.throws(() => parseConfig(spec, { PORT: '70000', TARGET: 'nats://x' }), /PORT="70000"/);
-  assert.throws(() => parseConfig(spec, { TARGET: 'http://x' }), /TARGET="http:\/\/x": must be a URL with scheme nats/);
+  assert.throws(
+    () => parseConfig(spec, { TARGET: 'http://x' }),
+    /TARGET="http:\/\/x": must be a URL with scheme nats/,
+  );
 });
 
 test('describeConfig lists every variable with its default', () => {

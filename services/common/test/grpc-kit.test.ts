@@ -21,7 +21,9 @@ const grpcurl = projectPath('.tools', 'bin', 'grpcurl');
 let child: ChildProcess;
 let port = 0;
 
-async function startFixture(env: Record<string, string> = {}): Promise<{ child: ChildProcess; port: number }> {
+async function startFixture(
+  env: Record<string, string> = {},
+): Promise<{ child: ChildProcess; port: number }> {
   const c = spawn(process.execPath, ['--import', 'tsx', fixture], {
     env: { ...process.env, LOG_LEVEL: 'silent', GRPC_HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -87,16 +89,30 @@ test('domain errors become status codes with the field named; malformed bytes ar
   client.close();
 });
 
-test('reflection: grpcurl lists and describes with no proto files', { skip: !existsSync(grpcurl) && 'grpcurl not installed (make tools)' }, async () => {
-  const { stdout: list } = await run(grpcurl, ['-plaintext', `127.0.0.1:${port}`, 'list']);
-  assert.match(list, /^tickmesh\.price\.v1\.PriceService$/m);
-  assert.match(list, /^grpc\.health\.v1\.Health$/m);
-  // GetQuoteResponse imports Quote from market.proto: reflection must resolve it.
-  const { stdout: described } = await run(grpcurl, ['-plaintext', `127.0.0.1:${port}`, 'describe', 'tickmesh.price.v1.GetQuoteResponse']);
-  assert.match(described, /\.tickmesh\.market\.v1\.Quote quote = 1;/);
-  const { stdout: quote } = await run(grpcurl, ['-plaintext', `127.0.0.1:${port}`, 'describe', 'tickmesh.market.v1.Quote']);
-  assert.match(quote, /uint64 seq = 13;/);
-});
+test(
+  'reflection: grpcurl lists and describes with no proto files',
+  { skip: !existsSync(grpcurl) && 'grpcurl not installed (make tools)' },
+  async () => {
+    const { stdout: list } = await run(grpcurl, ['-plaintext', `127.0.0.1:${port}`, 'list']);
+    assert.match(list, /^tickmesh\.price\.v1\.PriceService$/m);
+    assert.match(list, /^grpc\.health\.v1\.Health$/m);
+    // GetQuoteResponse imports Quote from market.proto: reflection must resolve it.
+    const { stdout: described } = await run(grpcurl, [
+      '-plaintext',
+      `127.0.0.1:${port}`,
+      'describe',
+      'tickmesh.price.v1.GetQuoteResponse',
+    ]);
+    assert.match(described, /\.tickmesh\.market\.v1\.Quote quote = 1;/);
+    const { stdout: quote } = await run(grpcurl, [
+      '-plaintext',
+      `127.0.0.1:${port}`,
+      'describe',
+      'tickmesh.market.v1.Quote',
+    ]);
+    assert.match(quote, /uint64 seq = 13;/);
+  },
+);
 
 test('SIGTERM: health goes NOT_SERVING, open streams end with UNAVAILABLE, the process exits in bound', async () => {
   const target = await startFixture({ SHUTDOWN_TIMEOUT_MS: '3000' });

@@ -3,7 +3,9 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoPath } from 'grpc-health-check';
 
-const definition = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath, { keepCase: true, enums: String }));
+const definition = grpc.loadPackageDefinition(
+  protoLoader.loadSync(protoPath, { keepCase: true, enums: String }),
+);
 const Health = (definition.grpc as grpc.GrpcObject).health as grpc.GrpcObject;
 const HealthClient = (Health.v1 as grpc.GrpcObject).Health as grpc.ServiceClientConstructor;
 
@@ -22,7 +24,12 @@ export function healthStatus(client: grpc.Client, service: string, timeoutMs = 3
 }
 
 /** Polls until `service` reports `want`, or throws after `timeoutMs`. */
-export async function waitForHealth(client: grpc.Client, service: string, want: string, timeoutMs = 15_000): Promise<number> {
+export async function waitForHealth(
+  client: grpc.Client,
+  service: string,
+  want: string,
+  timeoutMs = 15_000,
+): Promise<number> {
   const started = Date.now();
   let last = '';
   while (Date.now() - started < timeoutMs) {

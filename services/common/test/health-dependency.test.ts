@@ -15,7 +15,12 @@ test('service health follows Redis down and up; liveness stays SERVING', async (
   const redis = await startRedis();
   const config = parseConfig(
     { ...commonConfig, ...grpcServerConfig },
-    { LOG_LEVEL: 'silent', GRPC_HOST: '127.0.0.1', HEALTH_CHECK_INTERVAL_MS: '200', METRICS_HOST: '127.0.0.1' },
+    {
+      LOG_LEVEL: 'silent',
+      GRPC_HOST: '127.0.0.1',
+      HEALTH_CHECK_INTERVAL_MS: '200',
+      METRICS_HOST: '127.0.0.1',
+    },
   );
   const kit = createServiceKit('health-test', config);
   const client = connectRedis(redis.url, kit.logger);

@@ -31,7 +31,10 @@ export async function connectNats(opts: NatsOptions): Promise<NatsConnection> {
   void (async () => {
     for await (const s of nc.status()) {
       if (s.type === 'disconnect' || s.type === 'reconnect' || s.type === 'error') {
-        opts.logger.warn({ event: s.type, data: 'data' in s ? String(s.data) : undefined }, 'NATS connection');
+        opts.logger.warn(
+          { event: s.type, data: 'data' in s ? String(s.data) : undefined },
+          'NATS connection',
+        );
       }
     }
   })().catch(() => undefined);

@@ -10,6 +10,9 @@ import {
   type ChannelOptions,
   type Interceptor,
 } from '@grpc/grpc-js';
+import type { ConfigOf, grpcClientConfig, jwtConfig } from '../config.js';
+import { bearerTokenInterceptor } from './auth.js';
+import { channelCredentials } from './tls.js';
 
 export interface ClientOptions {
   /** Deadline applied to unary calls that set none. */
@@ -21,9 +24,15 @@ export interface ClientOptions {
   credentials?: ChannelCredentials;
   /** Extra channel options (tests use them to shorten timers). */
   channelOptions?: ChannelOptions;
+  /** Extra interceptors, e.g. bearerTokenInterceptor for GRPC_AUTH_MODE=jwt servers. */
+  interceptors?: Interceptor[];
 }
 
-type ClientConstructor<C> = new (address: string, credentials: ChannelCredentials, options?: ChannelOptions) => C;
+type ClientConstructor<C> = new (
+  address: string,
+  credentials: ChannelCredentials,
+  options?: ChannelOptions,
+) => C;
 
 /** Adds `dns:///` to a bare host:port so the channel resolves every address behind a name. */
 export function normalizeTarget(target: string): string {
@@ -62,7 +71,11 @@ export function deadlineInterceptor(deadlineMs: number): Interceptor {
   };
 }
 
-export function createClient<C extends Client>(Ctor: ClientConstructor<C>, target: string, opts: ClientOptions): C {
+export function createClient<C extends Client>(
+  Ctor: ClientConstructor<C>,
+  target: string,
+  opts: ClientOptions,
+): C {
   const options: ChannelOptions = {
     'grpc.service_config': serviceConfig(opts.service, opts.retryableMethods ?? []),
     'grpc.enable_retries': 1,
@@ -70,8 +83,34 @@ export function createClient<C extends Client>(Ctor: ClientConstructor<C>, targe
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.keepalive_permit_without_calls': 1,
     'grpc.dns_min_time_between_resolutions_ms': 5_000,
-    interceptors: [deadlineInterceptor(opts.unaryDeadlineMs)],
+    interceptors: [deadlineInterceptor(opts.unaryDeadlineMs), ...(opts.interceptors ?? [])],
     ...opts.channelOptions,
   };
   return new Ctor(normalizeTarget(target), opts.credentials ?? grpcCredentials.createInsecure(), options);
+}
+
+/** Credentials and interceptors for calling tickmesh services, from grpcClientConfig + jwtConfig values. */
+export function clientSecurity(
+  config: ConfigOf<typeof grpcClientConfig> & Partial<ConfigOf<typeof jwtConfig>>,
+  subject: string,
+): Pick<ClientOptions, 'credentials' | 'interceptors'> {
+  const security: Pick<ClientOptions, 'credentials' | 'interceptors'> = {
+    credentials: channelCredentials({
+      caFile: config.GRPC_CLIENT_TLS_CA_FILE,
+      certFile: config.GRPC_CLIENT_TLS_CERT_FILE,
+      keyFile: config.GRPC_CLIENT_TLS_KEY_FILE,
+    }),
+  };
+  if (config.GRPC_CLIENT_SEND_JWT) {
+    if (!config.GRPC_JWT_SECRET) throw new Error('GRPC_CLIENT_SEND_JWT needs GRPC_JWT_SECRET');
+    security.interceptors = [
+      bearerTokenInterceptor({
+        secret: config.GRPC_JWT_SECRET,
+        issuer: config.GRPC_JWT_ISSUER,
+        audience: config.GRPC_JWT_AUDIENCE,
+        subject,
+      }),
+    ];
+  }
+  return security;
 }

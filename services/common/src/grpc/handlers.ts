@@ -63,7 +63,11 @@ export interface StreamSink<T> {
 }
 
 export type UnaryHandler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Res>;
-export type ServerStreamHandler<Req, Res> = (request: Req, sink: StreamSink<Res>, ctx: CallContext) => Promise<void>;
+export type ServerStreamHandler<Req, Res> = (
+  request: Req,
+  sink: StreamSink<Res>,
+  ctx: CallContext,
+) => Promise<void>;
 export type BidiStreamHandler<Req, Res> = (
   requests: AsyncIterable<Req | MalformedMessage>,
   sink: StreamSink<Res>,
@@ -84,6 +88,8 @@ export class HandlerFactory {
   constructor(
     private readonly logger: Logger,
     registry: Registry,
+    /** Checks credentials before every handler (never for health and reflection). */
+    private readonly authenticate?: (metadata: Metadata) => Promise<void>,
   ) {
     this.handled = new Counter({
       name: 'grpc_server_handled_total',
@@ -131,8 +137,17 @@ export class HandlerFactory {
       }
       const abort = new AbortController();
       call.on('cancelled', () => abort.abort());
-      const ctx: CallContext = { signal: abort.signal, metadata: call.metadata, peer: call.getPeer(), method };
-      handler(request, ctx).then(
+      const ctx: CallContext = {
+        signal: abort.signal,
+        metadata: call.metadata,
+        peer: call.getPeer(),
+        method,
+      };
+      const authenticate = this.authenticate;
+      const run = authenticate
+        ? authenticate(call.metadata).then(() => handler(request, ctx))
+        : handler(request, ctx);
+      run.then(
         (response) => {
           finish(status.OK);
           callback(null, response);
@@ -153,7 +168,10 @@ export class HandlerFactory {
       if (request instanceof MalformedMessage) {
         const method = methodName(call);
         this.handled.inc({ method, code: status[status.INVALID_ARGUMENT] });
-        call.emit('error', { code: status.INVALID_ARGUMENT, details: `malformed request: ${request.reason}` });
+        call.emit('error', {
+          code: status.INVALID_ARGUMENT,
+          details: `malformed request: ${request.reason}`,
+        });
         return;
       }
       this.runStream(call, (sink, ctx) => handler(request, sink, ctx));
@@ -199,7 +217,9 @@ export class HandlerFactory {
       drained: () => waitForDrain(call, abort.signal),
     };
     const ctx: CallContext = { signal: abort.signal, metadata: call.metadata, peer: call.getPeer(), method };
-    body(sink, ctx).then(
+    const authenticate = this.authenticate;
+    const run = authenticate ? authenticate(call.metadata).then(() => body(sink, ctx)) : body(sink, ctx);
+    run.then(
       () => entry.end(status.OK, ''),
       (err: unknown) => {
         if (ended) return;

@@ -29,16 +29,26 @@ export function splitFileDescriptorSet(set: Uint8Array): Uint8Array[] {
 }
 
 /** A package definition whose only content is the files, in the shape @grpc/reflection reads. */
-export function reflectionPackageDefinition(descriptorSetPath = DESCRIPTOR_SET_PATH): protoLoader.PackageDefinition {
+export function reflectionPackageDefinition(
+  descriptorSetPath = DESCRIPTOR_SET_PATH,
+): protoLoader.PackageDefinition {
   const health = protoLoader.loadSync(healthProtoPath);
   const healthFiles = Object.values(health).flatMap((d) =>
     'fileDescriptorProtos' in d ? (d.fileDescriptorProtos as Buffer[]) : [],
   );
   const files = [...splitFileDescriptorSet(readFileSync(descriptorSetPath)), ...healthFiles];
-  return { 'tickmesh.files': { format: 'Protocol Buffer 3 FileDescriptorProto', type: {}, fileDescriptorProtos: files } } as never;
+  return {
+    'tickmesh.files': {
+      format: 'Protocol Buffer 3 FileDescriptorProto',
+      type: {},
+      fileDescriptorProtos: files,
+    },
+  } as never;
 }
 
 /** A reflection service exposing `services` (fully-qualified names) and the health service. */
 export function createReflectionService(services: string[]): ReflectionService {
-  return new ReflectionService(reflectionPackageDefinition(), { services: [...services, 'grpc.health.v1.Health'] });
+  return new ReflectionService(reflectionPackageDefinition(), {
+    services: [...services, 'grpc.health.v1.Health'],
+  });
 }

@@ -1,12 +1,19 @@
 // One way to run a gRPC server: health (two meanings), reflection,
 // keepalive, connection ageing (so clients re-resolve and reach new pods),
 // safe request decoding, and a bounded graceful shutdown.
-import { Server, ServerCredentials, status, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import {
+  Server,
+  ServerCredentials,
+  status,
+  type ServiceDefinition,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
 import type { HealthMonitor } from '../health.js';
 import type { Logger } from '../logger.js';
 import { HandlerFactory, withSafeDeserializers } from './handlers.js';
 import { createReflectionService } from './reflection.js';
+import type { Authenticator } from './auth.js';
 
 export interface GrpcServerOptions {
   logger: Logger;
@@ -19,6 +26,8 @@ export interface GrpcServerOptions {
   maxMessageBytes: number;
   reflection: boolean;
   credentials?: ServerCredentials;
+  /** Checks credentials on every tickmesh call (health and reflection stay open). */
+  authenticate?: Authenticator;
 }
 
 export class GrpcServer {
@@ -28,7 +37,7 @@ export class GrpcServer {
   private boundPort = 0;
 
   constructor(private readonly opts: GrpcServerOptions) {
-    this.handlers = new HandlerFactory(opts.logger, opts.registry);
+    this.handlers = new HandlerFactory(opts.logger, opts.registry, opts.authenticate);
     const channelOptions: Record<string, number> = {
       'grpc.keepalive_time_ms': opts.keepaliveTimeMs,
       'grpc.keepalive_timeout_ms': opts.keepaliveTimeoutMs,
@@ -44,7 +53,11 @@ export class GrpcServer {
   }
 
   /** Registers a service; `name` is its fully-qualified name, e.g. tickmesh.price.v1.PriceService. */
-  addService<D extends ServiceDefinition>(name: string, definition: D, implementation: UntypedServiceImplementation): void {
+  addService<D extends ServiceDefinition>(
+    name: string,
+    definition: D,
+    implementation: UntypedServiceImplementation,
+  ): void {
     this.server.addService(withSafeDeserializers(definition), implementation);
     this.serviceNames.push(name);
   }
@@ -59,8 +72,10 @@ export class GrpcServer {
     if (this.opts.reflection) createReflectionService(this.serviceNames).addToServer(this.server);
     const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
     this.boundPort = await new Promise<number>((resolve, reject) => {
-      this.server.bindAsync(address, this.opts.credentials ?? ServerCredentials.createInsecure(), (err, bound) =>
-        err ? reject(err) : resolve(bound),
+      this.server.bindAsync(
+        address,
+        this.opts.credentials ?? ServerCredentials.createInsecure(),
+        (err, bound) => (err ? reject(err) : resolve(bound)),
       );
     });
     this.opts.logger.info({ port: this.boundPort, services: this.serviceNames }, 'gRPC server listening');

@@ -61,5 +61,7 @@ function hhmm(value: string): number {
 
 export function isSessionOpen(timeMs: number, session: SessionSpec): boolean {
   const t = localTime(timeMs, session.timeZone);
-  return session.days.includes(t.isoWeekday) && t.minutes >= hhmm(session.open) && t.minutes < hhmm(session.close);
+  return (
+    session.days.includes(t.isoWeekday) && t.minutes >= hhmm(session.open) && t.minutes < hhmm(session.close)
+  );
 }

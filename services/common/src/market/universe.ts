@@ -76,7 +76,9 @@ export function parseUniverse(json: unknown, source = 'universe'): Universe {
     const decimals = decimalsOf(i.tickSize);
     const tickUnits = toUnits(i.tickSize, decimals);
     if (!isOnTick(i.referencePrice, decimals, tickUnits)) {
-      throw new Error(`${source}: ${i.symbol}: referencePrice ${i.referencePrice} is not on tick size ${i.tickSize}`);
+      throw new Error(
+        `${source}: ${i.symbol}: referencePrice ${i.referencePrice} is not on tick size ${i.tickSize}`,
+      );
     }
     const instrument: Instrument = { ...i, decimals, tickUnits };
     bySymbol.set(i.symbol, instrument);
@@ -87,6 +89,8 @@ export function parseUniverse(json: unknown, source = 'universe'): Universe {
 
 /** Loads `markets/<name>.json` from services/common, or a file path. */
 export function loadUniverse(nameOrPath: string): Universe {
-  const path = nameOrPath.includes('/') ? nameOrPath : projectPath('services', 'common', 'markets', `${nameOrPath}.json`);
+  const path = nameOrPath.includes('/')
+    ? nameOrPath
+    : projectPath('services', 'common', 'markets', `${nameOrPath}.json`);
   return parseUniverse(JSON.parse(readFileSync(path, 'utf8')), path);
 }

@@ -50,7 +50,12 @@ export function quoteSubject(symbol: string): string {
   return `${QUOTE_SUBJECT_PREFIX}.${symbol}`;
 }
 
-export function batchMessageId(producerId: string, partition: number, firstSeq: number, lastSeq: number): string {
+export function batchMessageId(
+  producerId: string,
+  partition: number,
+  firstSeq: number,
+  lastSeq: number,
+): string {
   return `${producerId}/${partition}/${firstSeq}/${lastSeq}`;
 }
 
