@@ -35,6 +35,7 @@ proto: deps ## Lint the protos, regenerate TypeScript and the reflection descrip
 	rm -rf services/common/src/gen
 	npx buf generate --template proto/buf.gen.yaml
 	npx buf build proto -o services/common/descriptors/tickmesh.binpb
+	npx buf build node_modules/grpc-health-check/proto -o services/common/descriptors/health.binpb
 
 proto-breaking: deps ## Check the protos for breaking changes against main
 	npx buf breaking proto --against '.git#branch=main,subdir=proto'

@@ -40,14 +40,19 @@ test('generated TypeScript is current (run `make proto`)', () => {
   }
 });
 
-test('descriptor set for reflection is current (run `make proto`)', () => {
-  const out = mkdtempSync(join(tmpdir(), 'tickmesh-desc-'));
-  try {
-    const file = join(out, 'tickmesh.binpb');
-    execFileSync(buf, ['build', 'proto', '-o', file], { cwd: root, stdio: 'pipe' });
-    const committed = readFileSync(join(root, 'services', 'common', 'descriptors', 'tickmesh.binpb'));
-    assert.ok(committed.equals(readFileSync(file)), 'services/common/descriptors/tickmesh.binpb is stale');
-  } finally {
-    rmSync(out, { recursive: true, force: true });
-  }
-});
+for (const [name, input] of [
+  ['tickmesh.binpb', 'proto'],
+  ['health.binpb', 'node_modules/grpc-health-check/proto'],
+]) {
+  test(`descriptor set ${name} for reflection is current (run \`make proto\`)`, () => {
+    const out = mkdtempSync(join(tmpdir(), 'tickmesh-desc-'));
+    try {
+      const file = join(out, name);
+      execFileSync(buf, ['build', input, '-o', file], { cwd: root, stdio: 'pipe' });
+      const committed = readFileSync(join(root, 'services', 'common', 'descriptors', name));
+      assert.ok(committed.equals(readFileSync(file)), `services/common/descriptors/${name} is stale`);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+}

@@ -339,7 +339,7 @@ void describe('Redis', () => {
   void test('pause() hangs the server without closing its port; resume() brings it back', async () => {
     const r = await startRedis();
     started.push(r);
-    r.pause();
+    await r.pause();
     await assert.rejects(
       Promise.race([
         redis(r.port, 'PING'),
@@ -349,7 +349,7 @@ void describe('Redis', () => {
     );
     r.resume();
     assert.equal(await redis(r.port, 'PING'), '+PONG');
-    r.pause();
+    await r.pause();
     await r.stop(); // stop() of a paused server still works
     assert.equal(r.isRunning(), false);
   });

@@ -52,8 +52,12 @@ export interface TestServer {
   readonly logFile: string;
   /** Last lines of logFile. */
   logTail(lines?: number): string;
-  /** SIGSTOP: the process stays alive with its port open but answers nothing (a "hung" server). */
-  pause(): void;
+  /**
+   * SIGSTOP: the process stays alive with its port open but answers nothing
+   * (a "hung" server). Resolves once every thread of it has stopped, since the
+   * signal takes effect asynchronously.
+   */
+  pause(): Promise<void>;
   /** SIGCONT after pause(). */
   resume(): void;
 }
@@ -577,10 +581,16 @@ abstract class ManagedServer implements TestServer {
     this.paused = false;
   }
 
-  pause(): void {
+  async pause(): Promise<void> {
     if (!this.isRunning()) throw new Error(`${this.describe()} is not running`);
+    const pid = this.child!.pid!;
     this.child!.kill('SIGSTOP');
     this.paused = true;
+    const deadline = Date.now() + 5000;
+    while (!allThreadsStopped(pid)) {
+      if (Date.now() > deadline) throw new Error(`${this.describe()} did not stop within 5 s of SIGSTOP`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
   }
 
   resume(): void {
@@ -909,4 +919,16 @@ export async function startMariaDb(): Promise<MariaDbTestServer> {
   const server = new MariaDbServer(await freePort(), dir);
   await server.firstStart();
   return server;
+}
+
+/** True when every thread of `pid` is in the stopped state (T) per /proc. */
+function allThreadsStopped(pid: number): boolean {
+  try {
+    return fs.readdirSync(`/proc/${pid}/task`).every((tid) => {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'T';
+    });
+  } catch {
+    return false;
+  }
 }

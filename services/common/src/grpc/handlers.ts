@@ -135,12 +135,22 @@ export class HandlerFactory {
         callback({ code: status.INVALID_ARGUMENT, details: `malformed request: ${request.reason}` });
         return;
       }
-      const abort = new AbortController();
-      call.on('cancelled', () => abort.abort());
+      // grpc-js emits 'cancelled' when every call's stream closes, answered or
+      // not: only a cancel before the answer aborts. The controller is made on
+      // first use (an abort() builds a DOMException with a stack: costly per call).
+      let abort: AbortController | undefined;
+      let answered = false;
+      call.on('cancelled', () => {
+        if (!answered) (abort ??= new AbortController()).abort();
+      });
       const ctx: CallContext = {
-        signal: abort.signal,
+        get signal() {
+          return (abort ??= new AbortController()).signal;
+        },
         metadata: call.metadata,
-        peer: call.getPeer(),
+        get peer() {
+          return call.getPeer();
+        },
         method,
       };
       const authenticate = this.authenticate;
@@ -149,10 +159,12 @@ export class HandlerFactory {
         : handler(request, ctx);
       run.then(
         (response) => {
+          answered = true;
           finish(status.OK);
           callback(null, response);
         },
         (err: unknown) => {
+          answered = true;
           const { error, expected } = toServiceError(err);
           if (!expected) this.logger.error({ err, method }, 'unary call failed');
           finish(error.code ?? status.INTERNAL);

@@ -1,20 +1,21 @@
-// Server reflection from the descriptor set that `make proto` builds with buf
-// (ts-proto emits no descriptors), plus the health proto shipped by
-// grpc-health-check, so grpcurl lists and describes everything with no
-// proto files at hand, including messages imported from other files.
+// Server reflection from the descriptor sets that `make proto` builds with
+// buf (ts-proto emits no descriptors): ours, and the health proto shipped by
+// grpc-health-check. grpcurl then lists, describes and calls everything with
+// no proto files at hand, including messages imported from other files.
 //
 // The file descriptors are handed to @grpc/reflection exactly as buf wrote
 // them. Passing them through proto-loader first would re-serialize them with
 // relative type names and merged files, which breaks `grpcurl describe` on
-// any message that imports another file (grpc/grpc-node#3018).
+// any message that imports another file (grpc/grpc-node#3018) and mangles map
+// entries (grpcurl then cannot call grpc.health.v1.Health/List).
 import { readFileSync } from 'node:fs';
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
-import * as protoLoader from '@grpc/proto-loader';
+import type * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
-import { protoPath as healthProtoPath } from 'grpc-health-check';
 import { projectPath } from '../paths.js';
 
 export const DESCRIPTOR_SET_PATH = projectPath('services', 'common', 'descriptors', 'tickmesh.binpb');
+export const HEALTH_DESCRIPTOR_SET_PATH = projectPath('services', 'common', 'descriptors', 'health.binpb');
 
 /** Splits a serialized google.protobuf.FileDescriptorSet into its files' original bytes. */
 export function splitFileDescriptorSet(set: Uint8Array): Uint8Array[] {
@@ -30,13 +31,9 @@ export function splitFileDescriptorSet(set: Uint8Array): Uint8Array[] {
 
 /** A package definition whose only content is the files, in the shape @grpc/reflection reads. */
 export function reflectionPackageDefinition(
-  descriptorSetPath = DESCRIPTOR_SET_PATH,
+  descriptorSets = [DESCRIPTOR_SET_PATH, HEALTH_DESCRIPTOR_SET_PATH],
 ): protoLoader.PackageDefinition {
-  const health = protoLoader.loadSync(healthProtoPath);
-  const healthFiles = Object.values(health).flatMap((d) =>
-    'fileDescriptorProtos' in d ? (d.fileDescriptorProtos as Buffer[]) : [],
-  );
-  const files = [...splitFileDescriptorSet(readFileSync(descriptorSetPath)), ...healthFiles];
+  const files = descriptorSets.flatMap((path) => splitFileDescriptorSet(readFileSync(path)));
   return {
     'tickmesh.files': {
       format: 'Protocol Buffer 3 FileDescriptorProto',
