@@ -1,0 +1,44 @@
+// The adaptive batching window of the fan-out (docs/gateway.md "Batching").
+//
+// Rule: the next flush starts no earlier than `window` after the previous one
+// ended, where window = factor x (moving average of recent flush durations),
+// capped at maxWindowMs. A flush's duration is the time it took to hand the
+// frames of all clients to their sockets, so it grows with clients and
+// update rate. Consequences:
+//  - idle or light load: flushes take microseconds, the window is ~0 and an
+//    update goes out on the next turn of the event loop;
+//  - heavy load: fan-out takes at most ~1/(1+factor) of the CPU, and every
+//    frame carries all updates that arrived during the window, so the number
+//    of frames per client per second falls as load rises;
+//  - the cap bounds the latency the window itself adds.
+export class FlushPacer {
+  private avgMs = 0;
+  private lastEndMs = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    private readonly opts: {
+      factor: number;
+      maxWindowMs: number;
+      /** Weight of the newest flush in the moving average. */
+      smoothing?: number;
+    },
+  ) {}
+
+  /** Records a flush that ran from startMs to endMs. */
+  record(startMs: number, endMs: number): void {
+    const took = Math.max(0, endMs - startMs);
+    const a = this.opts.smoothing ?? 0.3;
+    this.avgMs = this.avgMs === 0 ? took : a * took + (1 - a) * this.avgMs;
+    this.lastEndMs = endMs;
+  }
+
+  /** Current window in ms. */
+  get windowMs(): number {
+    return Math.min(this.opts.maxWindowMs, this.opts.factor * this.avgMs);
+  }
+
+  /** How long to wait before flushing updates that are pending at `nowMs`. */
+  delayMs(nowMs: number): number {
+    return Math.max(0, this.lastEndMs + this.windowMs - nowMs);
+  }
+}

@@ -1,0 +1,161 @@
+// The WebSocket endpoint /ws: upgrade checks (path, origin allowlist,
+// subprotocol), connection limits per IP and in total, one Session per
+// socket, protocol-level pings that drop dead peers, heartbeats to idle
+// clients, and the shutdown that closes everyone with 1001.
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { redactUrl, type Logger } from '../../common/src/logger.js';
+import type { Fanout } from './fanout.js';
+import type { GatewayMetrics } from './gateway-metrics.js';
+import { clientIp, ConnectionCounter } from './limits.js';
+import { CloseCode, SUPPORTED_SUBPROTOCOLS } from './protocol.js';
+import { Session, type SessionDeps } from './session.js';
+import { WsTransport } from './ws-transport.js';
+
+export interface WsEndpointOptions {
+  path: string;
+  allowedOrigins: string[];
+  trustedProxyHops: number;
+  maxConnections: number;
+  maxConnectionsPerIp: number;
+  maxFrameBytes: number;
+  heartbeatMs: number;
+  closeGraceMs: number;
+  fanout: Fanout;
+  sessionDeps: Omit<SessionDeps, 'fanout' | 'logger'>;
+  metrics: GatewayMetrics;
+  logger: Logger;
+}
+
+interface Connection {
+  session: Session;
+  transport: WsTransport;
+  ip: string;
+  missedPongs: number;
+}
+
+export class WsEndpoint {
+  private readonly wss: WebSocketServer;
+  private readonly connections = new Map<WebSocket, Connection>();
+  private readonly counter: ConnectionCounter;
+  private readonly timer: NodeJS.Timeout;
+  private ticks = 0;
+  private draining = false;
+
+  constructor(private readonly opts: WsEndpointOptions) {
+    this.counter = new ConnectionCounter(opts.maxConnectionsPerIp, opts.maxConnections);
+    this.wss = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      perMessageDeflate: false,
+      maxPayload: opts.maxFrameBytes,
+      // A client that offers subprotocols must offer ours; none offered means tickmesh.v1.json.
+      handleProtocols: (offered) => SUPPORTED_SUBPROTOCOLS.find((p) => offered.has(p)) ?? false,
+    });
+    // Half the heartbeat: pings every other tick, heartbeats to clients idle for half an interval.
+    this.timer = setInterval(() => this.tick(), Math.max(50, Math.floor(opts.heartbeatMs / 2)));
+    this.timer.unref();
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  /** Handles an HTTP upgrade request; anything but a valid /ws upgrade is refused with a status. */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== this.opts.path) return this.refuse(socket, 404, 'Not Found', 'path');
+    if (this.draining) return this.refuse(socket, 503, 'Service Unavailable', 'shutting-down');
+    const origin = req.headers.origin;
+    if (
+      origin !== undefined &&
+      this.opts.allowedOrigins.length > 0 &&
+      !this.opts.allowedOrigins.includes(origin)
+    ) {
+      this.opts.logger.info({ origin }, 'WebSocket refused: origin not allowed');
+      return this.refuse(socket, 403, 'Forbidden', 'origin');
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, req));
+  }
+
+  /** Closes every client with 1001 and waits (bounded) until they are gone. */
+  async shutdown(timeoutMs: number): Promise<void> {
+    this.draining = true;
+    clearInterval(this.timer);
+    for (const c of this.connections.values()) c.session.close(CloseCode.goingAway, 'server shutting down');
+    const deadline = Date.now() + timeoutMs;
+    while (this.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    for (const [ws] of this.connections) ws.terminate();
+    this.wss.close();
+  }
+
+  private refuse(socket: Duplex, code: number, text: string, reason: string): void {
+    this.opts.metrics.connectionsRejected.inc({ reason });
+    socket.end(`HTTP/1.1 ${code} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    socket.destroy();
+  }
+
+  private onConnection(ws: WebSocket, req: IncomingMessage): void {
+    const ip = clientIp(req.socket.remoteAddress, req.headers['x-forwarded-for'], this.opts.trustedProxyHops);
+    const transport = new WsTransport(ws, this.opts.closeGraceMs);
+    ws.on('error', (err) => this.opts.logger.debug({ err: err.message }, 'WebSocket error'));
+    const verdict = this.draining ? 'shutting-down' : this.counter.tryAcquire(ip);
+    if (verdict !== 'ok') {
+      this.opts.metrics.connectionsRejected.inc({ reason: verdict });
+      if (verdict === 'shutting-down') transport.close(CloseCode.goingAway, 'server shutting down');
+      else transport.close(CloseCode.tooManyConnections, 'too many connections');
+      return;
+    }
+    const id = randomBytes(9).toString('base64url');
+    const session = new Session(id, transport, {
+      ...this.opts.sessionDeps,
+      fanout: this.opts.fanout,
+      logger: this.opts.logger,
+    });
+    const conn: Connection = { session, transport, ip, missedPongs: 0 };
+    this.connections.set(ws, conn);
+    this.opts.metrics.connections.inc();
+    this.opts.metrics.connectionsOpened.inc();
+    ws.on('message', (data, isBinary) => session.onMessage(data as Buffer, isBinary));
+    ws.on('pong', () => {
+      conn.missedPongs = 0;
+    });
+    ws.once('close', (code) => {
+      this.connections.delete(ws);
+      this.counter.release(ip);
+      session.onClose();
+      this.opts.metrics.connections.dec();
+      this.opts.metrics.closes.inc({ code: String(code) });
+      this.opts.logger.debug({ session: id, code }, 'WebSocket closed');
+    });
+    this.opts.logger.debug(
+      { session: id, ip, url: redactUrl(req.url), protocol: ws.protocol || 'default' },
+      'WebSocket opened',
+    );
+    session.start();
+  }
+
+  private tick(): void {
+    this.ticks++;
+    if (this.ticks % 2 === 0) {
+      // Protocol pings: a peer that answered none of the last two is gone.
+      for (const [ws, c] of this.connections) {
+        if (c.missedPongs >= 2) {
+          this.opts.logger.debug({ session: c.session.id }, 'no pong: dropping the connection');
+          c.transport.terminate();
+          continue;
+        }
+        c.missedPongs++;
+        try {
+          ws.ping();
+        } catch {
+          // closing already
+        }
+      }
+    }
+    this.opts.fanout.heartbeat(this.opts.heartbeatMs / 2);
+  }
+}

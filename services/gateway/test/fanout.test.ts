@@ -1,0 +1,315 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Fanout, OutFrame, type ClientTransport, type FanoutMetrics } from '../src/fanout.js';
+import { QuoteMirror, type QuoteUpdate } from '../src/quote-mirror.js';
+import { quote } from './support/quotes.js';
+
+class FakeTransport implements ClientTransport {
+  frames: OutFrame[] = [];
+  bufferedAmount = 0;
+  isOpen = true;
+  closedWith: { code: number; reason: string } | undefined;
+  send(frame: OutFrame): void {
+    this.frames.push(frame);
+  }
+  close(code: number, reason: string): void {
+    this.isOpen = false;
+    this.closedWith = { code, reason };
+  }
+  messages(): Array<Record<string, unknown>> {
+    return this.frames.map((f) => JSON.parse(f.payload.toString()) as Record<string, unknown>);
+  }
+  take(): Array<Record<string, unknown>> {
+    const m = this.messages();
+    this.frames = [];
+    return m;
+  }
+}
+
+function counters() {
+  const c = { frames: 0, quotes: 0, conflated: 0, slow: [] as string[], flushes: 0 };
+  const metrics: FanoutMetrics = {
+    sent: (f, q) => {
+      c.frames += f;
+      c.quotes += q;
+    },
+    conflated: (n) => (c.conflated += n),
+    slowClientClosed: (r) => c.slow.push(r),
+    flushed: () => c.flushes++,
+    tickToSend: () => undefined,
+  };
+  return { c, metrics };
+}
+
+function setup(opts: Partial<ConstructorParameters<typeof Fanout>[1]> = {}) {
+  const mirror = new QuoteMirror(1000);
+  mirror.replaceAll(
+    ['A', 'B', 'C'].map((s) => quote(s, 1)),
+    1,
+  );
+  const { c, metrics } = counters();
+  let now = 1_000_000;
+  const fanout = new Fanout(mirror, {
+    highWaterBytes: 1000,
+    maxBufferBytes: 10_000,
+    slowClientTimeoutMs: 5000,
+    windowFactor: 1,
+    maxWindowMs: 25,
+    maxPending: 10_000,
+    metrics,
+    now: () => now,
+    ...opts,
+  });
+  const tick = (symbol: string): QuoteUpdate => {
+    const r = mirror.apply(quote(symbol, mirror.get(symbol)!.seq + 1));
+    assert.equal(r.kind, 'applied');
+    return (r as { update: QuoteUpdate }).update;
+  };
+  return { mirror, fanout, c, tick, advance: (ms: number) => (now += ms) };
+}
+
+void test('clients with the same subscription share one frame object per flush', () => {
+  const { fanout, tick, c } = setup();
+  const t1 = new FakeTransport();
+  const t2 = new FakeTransport();
+  const t3 = new FakeTransport();
+  const c1 = fanout.addClient(t1);
+  const c2 = fanout.addClient(t2);
+  const c3 = fanout.addClient(t3);
+  fanout.subscribe(c1, ['B', 'A'], false);
+  fanout.subscribe(c2, ['A', 'B'], false);
+  fanout.subscribe(c3, ['C'], false);
+  assert.equal(fanout.groupCount, 2);
+  for (const t of [t1, t2, t3]) assert.equal(t.take()[0]!.type, 'snapshot');
+  fanout.publish([tick('A'), tick('C'), tick('B')]);
+  fanout.flushNow();
+  assert.equal(t1.frames.length, 1);
+  assert.strictEqual(t1.frames[0], t2.frames[0], 'the very same bytes go to both');
+  assert.deepEqual(
+    (t1.messages()[0]!.quotes as Array<{ symbol: string }>).map((q) => q.symbol),
+    ['A', 'B'],
+  );
+  assert.deepEqual(
+    (t3.messages()[0]!.quotes as Array<{ symbol: string }>).map((q) => q.symbol),
+    ['C'],
+  );
+  assert.equal(c.frames, 3);
+  assert.equal(c.quotes, 5);
+});
+
+void test('"*" gets everything; every update of a batch is delivered in order, none merged', () => {
+  const { fanout, tick } = setup();
+  const t = new FakeTransport();
+  const cl = fanout.addClient(t);
+  fanout.subscribe(cl, [], true);
+  const snap = t.take()[0]!;
+  assert.equal((snap.quotes as unknown[]).length, 3);
+  const updates: QuoteUpdate[] = [];
+  for (let i = 0; i < 50; i++) updates.push(tick(i % 2 ? 'A' : 'B'));
+  fanout.publish(updates.slice(0, 20));
+  fanout.publish(updates.slice(20));
+  fanout.flushNow();
+  const frames = t.take();
+  assert.equal(frames.length, 1, 'one frame for the whole batch');
+  const got = (frames[0]!.quotes as Array<{ symbol: string; seq: number }>).map((q) => `${q.symbol}${q.seq}`);
+  assert.deepEqual(
+    got,
+    updates.map((u) => `${u.symbol}${u.seq}`),
+  );
+});
+
+void test('a snapshot is followed only by newer updates (pending older ones are not re-sent)', () => {
+  const { fanout, tick } = setup();
+  const old = new FakeTransport();
+  const o = fanout.addClient(old);
+  fanout.subscribe(o, ['A'], false);
+  const u2 = tick('A'); // pending, not yet flushed
+  fanout.publish([u2]);
+  const late = new FakeTransport();
+  const l = fanout.addClient(late);
+  fanout.subscribe(l, ['A'], false); // snapshot has A@2
+  const snap = late.take()[0]!;
+  assert.equal((snap.quotes as Array<{ seq: number }>)[0]!.seq, 2);
+  const u3 = tick('A');
+  fanout.publish([u3]);
+  fanout.flushNow();
+  assert.deepEqual(
+    (late.take()[0]!.quotes as Array<{ seq: number }>).map((q) => q.seq),
+    [3],
+  );
+  assert.deepEqual(
+    (old.take().slice(1)[0]!.quotes as Array<{ seq: number }>).map((q) => q.seq),
+    [2, 3],
+  );
+});
+
+void test('unsubscribe stops updates; unknown symbols are listed as missing', () => {
+  const { fanout, tick } = setup();
+  const t = new FakeTransport();
+  const cl = fanout.addClient(t);
+  fanout.subscribe(cl, ['A', 'ZZZ'], false);
+  assert.deepEqual(t.take()[0]!.missing, ['ZZZ']);
+  fanout.unsubscribe(cl, ['A'], false);
+  fanout.publish([tick('A')]);
+  fanout.flushNow();
+  assert.equal(t.frames.length, 0);
+  fanout.unsubscribe(cl, ['ZZZ'], false);
+  assert.equal(fanout.groupCount, 0);
+});
+
+void test('a client behind its high-water mark gets conflated updates, then a catch-up frame', () => {
+  const { fanout, tick, c } = setup();
+  const slow = new FakeTransport();
+  const fast = new FakeTransport();
+  const s = fanout.addClient(slow);
+  const f = fanout.addClient(fast);
+  fanout.subscribe(s, [], true);
+  fanout.subscribe(f, [], true);
+  slow.take();
+  fast.take();
+  slow.bufferedAmount = 5000; // above 1000
+  for (let i = 0; i < 5; i++) {
+    fanout.publish([tick('A'), tick('B')]);
+    fanout.flushNow();
+  }
+  assert.equal(fast.take().length, 5, 'the fast client is not held back');
+  assert.equal(slow.frames.length, 0);
+  assert.equal(fanout.laggingCount, 1);
+  assert.equal(c.conflated, 8, '4 of the 5 updates of A and of B were replaced');
+  slow.bufferedAmount = 100; // drained below half the mark
+  fanout.sweep();
+  const [catchUp] = slow.take();
+  const qs = catchUp!.quotes as Array<{ symbol: string; seq: number; conflated?: boolean }>;
+  assert.deepEqual(
+    qs.map((q) => [q.symbol, q.seq, q.conflated]),
+    [
+      ['A', 6, true],
+      ['B', 6, true],
+    ],
+  );
+  assert.equal(fanout.laggingCount, 0);
+  fanout.publish([tick('C')]);
+  fanout.flushNow();
+  assert.equal((slow.take()[0]!.quotes as unknown[]).length, 1, 'back to normal frames');
+});
+
+void test('a client that stays behind is closed with 4008; one past the hard cap at once', () => {
+  const { fanout, tick, c, advance } = setup();
+  const slow = new FakeTransport();
+  const s = fanout.addClient(slow);
+  fanout.subscribe(s, ['A'], false);
+  slow.bufferedAmount = 5000;
+  fanout.publish([tick('A')]);
+  fanout.flushNow();
+  advance(4000);
+  fanout.sweep();
+  assert.equal(slow.closedWith, undefined, 'still within the slow-client timeout');
+  advance(2000);
+  fanout.sweep();
+  assert.deepEqual(slow.closedWith, { code: 4008, reason: 'too slow' });
+  assert.deepEqual(c.slow, ['timeout']);
+
+  const huge = new FakeTransport();
+  const h = fanout.addClient(huge);
+  fanout.subscribe(h, ['B'], false);
+  huge.bufferedAmount = 20_000;
+  fanout.publish([tick('B')]);
+  fanout.flushNow();
+  assert.equal(huge.closedWith?.code, 4008);
+  assert.deepEqual(c.slow, ['timeout', 'buffer']);
+  assert.equal(fanout.clientCount, 0);
+});
+
+void test('resync: pending updates dropped, resnapshot + snapshot to every subscribed client, owed to a slow one', () => {
+  const { fanout, tick, mirror } = setup();
+  const a = new FakeTransport();
+  const b = new FakeTransport();
+  const idle = new FakeTransport();
+  const slow = new FakeTransport();
+  const ca = fanout.addClient(a);
+  const cb = fanout.addClient(b);
+  fanout.addClient(idle);
+  const cs = fanout.addClient(slow);
+  fanout.subscribe(ca, ['A'], false);
+  fanout.subscribe(cb, [], true);
+  fanout.subscribe(cs, ['A'], false);
+  for (const t of [a, b, slow]) t.take();
+  slow.bufferedAmount = 5000;
+  fanout.publish([tick('A')]);
+  fanout.flushNow();
+  fanout.publish([tick('A')]);
+  mirror.replaceAll([quote('A', 1, { epoch: 2 })], 2);
+  fanout.resync('epoch');
+  fanout.flushNow();
+  const ma = a.take();
+  assert.deepEqual(
+    ma.map((m) => m.type),
+    ['quotes', 'resnapshot', 'snapshot'],
+  );
+  assert.equal(ma[1]!.reason, 'epoch');
+  assert.equal(ma[1]!.epoch, 2);
+  assert.deepEqual(
+    (ma[2]!.quotes as Array<{ epoch: number }>).map((q) => q.epoch),
+    [2],
+  );
+  assert.deepEqual(
+    b
+      .take()
+      .slice(-2)
+      .map((m) => m.type),
+    ['resnapshot', 'snapshot'],
+  );
+  assert.equal(idle.frames.length, 0, 'no subscription, nothing to re-snapshot');
+  assert.equal(slow.frames.length, 0);
+  slow.bufferedAmount = 0;
+  fanout.sweep();
+  assert.deepEqual(
+    slow.take().map((m) => m.type),
+    ['resnapshot', 'snapshot'],
+  );
+});
+
+void test('heartbeats go only to idle clients; broadcasts only to subscribed ones', () => {
+  const { fanout, advance } = setup();
+  const a = new FakeTransport();
+  const b = new FakeTransport();
+  const ca = fanout.addClient(a);
+  fanout.addClient(b);
+  advance(1000);
+  fanout.subscribe(ca, ['A'], false); // a just got its snapshot
+  a.take();
+  assert.equal(fanout.heartbeat(500), 1);
+  assert.equal(b.take()[0]!.type, 'heartbeat');
+  assert.equal(a.frames.length, 0);
+  fanout.broadcast('{"type":"notice","code":"upstream_down"}');
+  assert.equal(a.take()[0]!.type, 'notice');
+  assert.equal(b.frames.length, 0);
+});
+
+void test('updates are flushed on their own (no flushNow) at once when idle', async () => {
+  const { fanout, tick } = setup();
+  const t = new FakeTransport();
+  const cl = fanout.addClient(t);
+  fanout.subscribe(cl, ['A'], false);
+  t.take();
+  fanout.publish([tick('A')]);
+  assert.equal(t.frames.length, 0, 'not synchronously');
+  await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setTimeout(r, 5));
+  assert.equal(t.frames.length, 1);
+  fanout.stop();
+});
+
+void test('the pending queue is bounded: reaching it flushes at once', () => {
+  const { fanout, tick } = setup({ maxPending: 3 });
+  const t = new FakeTransport();
+  const cl = fanout.addClient(t);
+  fanout.subscribe(cl, ['A'], false);
+  t.take();
+  fanout.publish([tick('A'), tick('A')]);
+  assert.equal(fanout.pendingCount, 2);
+  fanout.publish([tick('A')]);
+  assert.equal(fanout.pendingCount, 0);
+  assert.equal(t.frames.length, 1);
+  fanout.stop();
+});

@@ -1,0 +1,376 @@
+// The gateway over real sockets: a scripted PriceService over real gRPC, the
+// gateway in-process on a free port, and `ws` clients.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { WebSocket } from 'ws';
+import { ScriptedMarket, startScriptedUpstream, type ScriptedUpstream } from './support/scripted-upstream.js';
+import { metricValue, startTestGateway, type TestGateway } from './support/gateway-harness.js';
+import { eventually, TestClient, type Msg } from './support/ws-client.js';
+
+const SYMBOLS = ['AKBNK', 'GARAN', 'THYAO', 'ASELS'];
+
+async function ready(gw: TestGateway): Promise<void> {
+  await eventually(() => (gw.feed.isLive ? true : undefined), 15_000, 'upstream live');
+}
+
+async function welcomed(
+  url: string,
+  opts: Parameters<typeof TestClient.connect>[1] = {},
+): Promise<TestClient> {
+  const c = await TestClient.connect(url, opts);
+  await c.next((m) => m.type === 'welcome');
+  return c;
+}
+
+void describe('gateway protocol', () => {
+  let up: ScriptedUpstream;
+  let gw: TestGateway;
+  const market = new ScriptedMarket(SYMBOLS.map((symbol, i) => ({ symbol, price: 50 + i * 10 })));
+
+  before(async () => {
+    up = await startScriptedUpstream(market);
+    gw = await startTestGateway(up.port, {
+      MAX_SUBSCRIPTIONS_PER_CONNECTION: '3',
+      MAX_FRAME_BYTES: '1024',
+      CLIENT_MESSAGES_PER_SECOND: '5',
+      CLIENT_MESSAGES_BURST: '10',
+      CLIENT_FLOOD_TOLERANCE: '5',
+      MAX_CONNECTIONS_PER_IP: '20',
+      ALLOWED_ORIGINS: 'http://allowed.example',
+    });
+    await ready(gw);
+  });
+  after(async () => {
+    await gw?.close();
+    await up?.stop();
+  });
+
+  void test('welcome advertises the protocol, heartbeat and limits', async () => {
+    const c = await TestClient.connect(gw.url);
+    const w = await c.next((m) => m.type === 'welcome');
+    assert.equal(w.protocol, 'tickmesh.v1');
+    assert.equal(w.heartbeatMs, 5000);
+    assert.equal(w.authRequired, false);
+    assert.equal(w.upstream, 'up');
+    assert.deepEqual(w.limits, {
+      maxSubscriptions: 3,
+      messagesPerSecond: 5,
+      messagesBurst: 10,
+      maxFrameBytes: 1024,
+    });
+    assert.equal(c.ws.protocol, 'tickmesh.v1.json');
+    c.close();
+  });
+
+  void test('subscribe: reply, snapshot, then updates with per-symbol seq, epoch and event time', async () => {
+    const c = await welcomed(gw.url);
+    const id = c.op({ op: 'subscribe', symbols: ['THYAO', 'GARAN'] });
+    const reply = await c.answer(id);
+    assert.deepEqual(reply, { type: 'reply', op: 'subscribe', id, subscriptions: ['GARAN', 'THYAO'] });
+    const snap = await c.next((m) => m.type === 'snapshot');
+    const snapQuotes = snap.quotes as Array<Record<string, number | string>>;
+    assert.deepEqual(snapQuotes.map((q) => q.symbol).sort(), ['GARAN', 'THYAO']);
+    assert.deepEqual(snap.missing, []);
+    const seqAtSnapshot = snapQuotes.find((q) => q.symbol === 'THYAO')!.seq as number;
+    const sent = [market.tick('THYAO'), market.tick('AKBNK'), market.tick('GARAN'), market.tick('THYAO')];
+    const got = await c.waitUntil(
+      () => {
+        const qs = c.quotes();
+        return qs.length >= 3 ? qs : undefined;
+      },
+      10_000,
+      'three updates',
+    );
+    assert.deepEqual(
+      got.map((q) => `${q.symbol}:${q.seq}`),
+      [`THYAO:${seqAtSnapshot + 1}`, `GARAN:${sent[2]!.seq}`, `THYAO:${seqAtSnapshot + 2}`],
+      'AKBNK is not subscribed: never sent',
+    );
+    const q = got[0]!;
+    assert.equal(q.epoch, 1);
+    assert.equal(q.ts, sent[0]!.eventTimeMs);
+    assert.equal(q.last, sent[0]!.last);
+    c.close();
+  });
+
+  void test('"*" subscribes to everything; unsubscribe stops updates', async () => {
+    const c = await welcomed(gw.url);
+    await c.answer(c.op({ op: 'subscribe', symbols: '*' }));
+    const snap = await c.next((m) => m.type === 'snapshot');
+    assert.equal((snap.quotes as unknown[]).length, SYMBOLS.length);
+    market.tick('ASELS');
+    await c.next((m) => m.type === 'quotes' && (m.quotes as Msg[]).some((q) => q.symbol === 'ASELS'));
+    const un = await c.answer(c.op({ op: 'unsubscribe', symbols: ['*'] }));
+    assert.deepEqual(un.subscriptions, []);
+    await c.answer(c.op({ op: 'subscribe', symbols: ['AKBNK'] }));
+    await c.next((m) => m.type === 'snapshot');
+    await c.answer(c.op({ op: 'unsubscribe', symbols: ['AKBNK'] }));
+    await c.answer(c.op({ op: 'subscribe', symbols: ['GARAN'] }));
+    await c.next((m) => m.type === 'snapshot');
+    const before = c.quotes().length;
+    market.tick('AKBNK');
+    market.tick('ASELS');
+    const g = market.tick('GARAN');
+    // GARAN was ticked last: once it arrived, the others would have too.
+    await c.next(
+      (m) => m.type === 'quotes' && (m.quotes as Msg[]).some((q) => q.symbol === 'GARAN' && q.seq === g.seq),
+    );
+    const after = c.quotes().slice(before);
+    assert.deepEqual(
+      after.map((q) => q.symbol),
+      ['GARAN'],
+    );
+    c.close();
+  });
+
+  void test('bad input gets its error code, changes nothing, and the connection stays usable', async () => {
+    const c = await welcomed(gw.url);
+    await c.answer(c.op({ op: 'subscribe', symbols: ['THYAO'] }));
+    await c.next((m) => m.type === 'snapshot');
+
+    c.raw('this is not json');
+    assert.deepEqual(await c.next((m) => m.type === 'error'), {
+      type: 'error',
+      code: 'bad_json',
+      message: 'message is not valid JSON',
+    });
+    c.raw('{"op":"sell","id":11}');
+    const unknown = await c.answer(11);
+    assert.equal(unknown.code, 'unknown_op');
+    c.raw('{"op":"subscribe","id":12,"symbols":["GARAN","thy.ao"]}');
+    const badSymbol = await c.answer(12);
+    assert.equal(badSymbol.code, 'bad_symbol');
+    assert.match(String(badSymbol.message), /symbols\[1\]/);
+    c.raw('{"op":"subscribe","id":13,"symbols":["A1","A2","A3"]}');
+    const tooMany = await c.answer(13);
+    assert.equal(tooMany.code, 'too_many_symbols');
+    c.raw('{"op":"subscribe","id":14}');
+    assert.equal((await c.answer(14)).code, 'bad_request');
+    c.raw(Buffer.from([1, 2, 3]), true);
+    const binary = await c.next((m) => m.type === 'error');
+    assert.equal(binary.code, 'bad_request');
+
+    const pong = await c.answer(c.op({ op: 'ping' }));
+    assert.equal(pong.type, 'pong');
+    // Nothing changed: still THYAO only, still receiving it.
+    const r = await c.answer(c.op({ op: 'subscribe', symbols: ['THYAO'] }));
+    assert.deepEqual(r.subscriptions, ['THYAO']);
+    const t = market.tick('THYAO');
+    await c.next((m) => m.type === 'quotes' && (m.quotes as Msg[]).some((q) => q.seq === t.seq));
+    assert.equal(c.ws.readyState, WebSocket.OPEN);
+    c.close();
+  });
+
+  void test('an oversized frame is refused with close 1009', async () => {
+    const c = await welcomed(gw.url);
+    c.raw(JSON.stringify({ op: 'ping', pad: 'x'.repeat(2000) }));
+    const closed = await c.closed;
+    assert.equal(closed.code, 1009);
+  });
+
+  void test('a message flood gets rate_limited errors, then close 4029', async () => {
+    const c = await welcomed(gw.url);
+    for (let i = 0; i < 40; i++) c.raw(JSON.stringify({ op: 'ping', id: i }));
+    const closed = await c.closed;
+    assert.equal(closed.code, 4029);
+    const pongs = c.messages.filter((m) => m.type === 'pong').length;
+    const limited = c.messages.filter((m) => m.type === 'error' && m.code === 'rate_limited').length;
+    assert.ok(pongs >= 10 && pongs <= 12, `the burst is served (${pongs})`);
+    assert.ok(limited >= 5, `then rate_limited errors (${limited})`);
+    assert.ok(
+      (await metricValue(gw.registry, 'tickmesh_gateway_client_errors_total', { code: 'rate_limited' })) >= 5,
+    );
+  });
+
+  void test('a subprotocol other than tickmesh.v1.json is refused; none offered means JSON', async () => {
+    await assert.rejects(TestClient.connect(gw.url, { protocols: ['tickmesh.v9.json'] }));
+    const c = await TestClient.connect(gw.url, { protocols: [] });
+    assert.equal((await c.next()).type, 'welcome');
+    c.close();
+  });
+
+  void test('origin allowlist: other browser origins get 403; listed ones and non-browsers pass', async () => {
+    await assert.rejects(TestClient.connect(gw.url, { origin: 'http://evil.example' }), /403/);
+    const ok = await welcomed(gw.url, { origin: 'http://allowed.example' });
+    ok.close();
+    assert.ok(
+      (await metricValue(gw.registry, 'tickmesh_gateway_connections_rejected_total', { reason: 'origin' })) >=
+        1,
+    );
+  });
+
+  void test('too many connections from one IP: close 4009', async () => {
+    const open: TestClient[] = [];
+    try {
+      await eventually(
+        () => (gw.ws.connectionCount === 0 ? true : undefined),
+        10_000,
+        'earlier clients gone',
+      );
+      for (let i = 0; i < 20; i++) open.push(await TestClient.connect(gw.url));
+      const extra = await TestClient.connect(gw.url);
+      const closed = await extra.closed;
+      assert.equal(closed.code, 4009);
+      assert.equal(closed.reason, 'too many connections');
+    } finally {
+      for (const c of open) c.close();
+    }
+    // Released: a new one is welcome again.
+    await eventually(() => (gw.ws.connectionCount === 0 ? true : undefined), 10_000, 'connections released');
+    (await welcomed(gw.url)).close();
+  });
+
+  void test('HTTP: health, readiness, metrics, the page with its headers, and nothing else', async () => {
+    const healthz = await fetch(`${gw.http}/healthz`);
+    assert.equal(healthz.status, 200);
+    const readyz = await fetch(`${gw.http}/readyz`);
+    assert.equal(readyz.status, 200);
+    assert.deepEqual(
+      ((await readyz.json()) as { dependencies: Record<string, unknown> }).dependencies.upstream,
+      { up: true },
+    );
+    const metrics = await (await fetch(`${gw.http}/metrics`)).text();
+    for (const name of [
+      'tickmesh_gateway_connections',
+      'tickmesh_gateway_frames_sent_total',
+      'tickmesh_gateway_quotes_sent_total',
+      'tickmesh_gateway_conflated_updates_total',
+      'tickmesh_gateway_slow_client_closes_total',
+      'tickmesh_gateway_tick_to_send_seconds_bucket',
+    ]) {
+      assert.ok(metrics.includes(name), name);
+    }
+    const page = await fetch(`${gw.http}/`);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-type')!, /text\/html/);
+    const csp = page.headers.get('content-security-policy')!;
+    assert.match(csp, /default-src 'none'/);
+    assert.doesNotMatch(csp, /https?:/, 'no external source allowed');
+    assert.equal(page.headers.get('x-content-type-options'), 'nosniff');
+    const html = await page.text();
+    assert.match(html, /<table/);
+    assert.doesNotMatch(html, /https?:\/\//, 'no external reference in the page');
+    const etag = page.headers.get('etag')!;
+    assert.equal((await fetch(`${gw.http}/`, { headers: { 'if-none-match': etag } })).status, 304);
+    assert.match((await fetch(`${gw.http}/app.js`)).headers.get('content-type')!, /javascript/);
+    for (const path of [
+      '/../package.json',
+      '/%2e%2e/package.json',
+      '/services/gateway/src/main.ts',
+      '/public/app.js',
+      '/nope',
+    ]) {
+      assert.equal((await fetch(`${gw.http}${path}`)).status, 404, path);
+    }
+    assert.equal((await fetch(`${gw.http}/`, { method: 'POST', body: 'x' })).status, 405);
+    const notWs = await fetch(`${gw.http}/ws`);
+    assert.equal(notWs.status, 404, 'a plain GET of /ws is not a page');
+  });
+});
+
+void describe('slow clients', () => {
+  let up: ScriptedUpstream;
+  let gw: TestGateway;
+  const market = new ScriptedMarket(
+    Array.from({ length: 20 }, (_, i) => ({ symbol: `SYM${i}`, price: 100 + i })),
+  );
+
+  before(async () => {
+    up = await startScriptedUpstream(market);
+    gw = await startTestGateway(up.port, {
+      CLIENT_HIGH_WATER_BYTES: '65536',
+      CLIENT_MAX_BUFFER_BYTES: '67108864',
+      SLOW_CLIENT_TIMEOUT_MS: '1500',
+      SLOW_CLIENT_CLOSE_GRACE_MS: '60000',
+    });
+    await ready(gw);
+  });
+  after(async () => {
+    await gw?.close();
+    await up?.stop();
+  });
+
+  void test('a client that never reads is conflated, then closed 4008; a normal client keeps every update, promptly', async () => {
+    const normal = await welcomed(gw.url);
+    const stuck = await welcomed(gw.url);
+    await normal.answer(normal.op({ op: 'subscribe', symbols: '*' }));
+    await stuck.answer(stuck.op({ op: 'subscribe', symbols: '*' }));
+    await normal.next((m) => m.type === 'snapshot');
+    await stuck.next((m) => m.type === 'snapshot');
+    // Stop reading: the kernel buffers fill, then the gateway's socket buffer.
+    (stuck.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+
+    const delays: number[] = [];
+    const seen = new Map<string, number>();
+    let gaps = 0;
+    let conflated = 0;
+    normal.ws.on('message', (data) => {
+      const m = JSON.parse(String(data)) as Msg;
+      if (m.type !== 'quotes') return;
+      for (const q of m.quotes as Array<{ symbol: string; seq: number; ts: number; conflated?: boolean }>) {
+        delays.push(Date.now() - q.ts);
+        const prev = seen.get(q.symbol);
+        if (prev !== undefined && q.seq !== prev + 1) gaps++;
+        if (q.conflated) conflated++;
+        seen.set(q.symbol, q.seq);
+      }
+    });
+
+    // Drive large batches until the stuck client has been closed (bounded).
+    const deadline = Date.now() + 60_000;
+    let rounds = 0;
+    while ((await metricValue(gw.registry, 'tickmesh_gateway_slow_client_closes_total')) === 0) {
+      assert.ok(Date.now() < deadline, 'the stuck client was never closed');
+      for (let i = 0; i < 10; i++) market.tickAll();
+      rounds++;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.ok(
+      (await metricValue(gw.registry, 'tickmesh_gateway_conflated_updates_total')) > 0,
+      'conflated before being closed',
+    );
+
+    // The normal client got every update in order, none conflated.
+    const lastSeq = market.quotes.get('SYM0')!.seq;
+    await normal.waitUntil(
+      () => (seen.get('SYM0') === lastSeq ? true : undefined),
+      20_000,
+      'normal client caught up',
+    );
+    assert.equal(gaps, 0);
+    assert.equal(conflated, 0);
+    delays.sort((a, b) => a - b);
+    const median = delays[Math.floor(delays.length / 2)]!;
+    assert.ok(median < 1000, `normal client median delay ${median} ms over ${rounds} rounds`);
+
+    // Reading again, the stuck client finds conflated catch-up data, then the 4008 close.
+    (stuck.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+    const closed = await stuck.closed;
+    assert.equal(closed.code, 4008);
+    assert.equal(closed.reason, 'too slow');
+    assert.equal(normal.ws.readyState, WebSocket.OPEN);
+    normal.close();
+  });
+});
+
+void describe('shutdown', () => {
+  void test('clients are closed with 1001 and readiness goes off', async () => {
+    const market = new ScriptedMarket([{ symbol: 'THYAO', price: 100 }]);
+    const up = await startScriptedUpstream(market);
+    const gw = await startTestGateway(up.port);
+    try {
+      await ready(gw);
+      const c = await welcomed(gw.url);
+      await c.answer(c.op({ op: 'subscribe', symbols: '*' }));
+      const stopping = gw.close();
+      const closed = await c.closed;
+      assert.equal(closed.code, 1001);
+      assert.equal(closed.reason, 'server shutting down');
+      assert.equal(gw.health.readiness().ok, false);
+      await stopping;
+    } finally {
+      await gw.close();
+      await up.stop();
+    }
+  });
+});
