@@ -1,7 +1,7 @@
 # tickmesh: every day-to-day command. `make help` lists them.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help deps tools proto proto-check proto-breaking build up down status logs test test-unit test-faults lint format bench bench-quick soak clean
+.PHONY: help deps tools proto proto-breaking docs build up down status logs test test-faults lint format bench bench-quick soak clean
 
 GRPCURL_VERSION := v1.9.3
 GHZ_VERSION := v0.120.0
@@ -36,6 +36,9 @@ proto: deps ## Lint the protos, regenerate TypeScript and the reflection descrip
 	npx buf generate --template proto/buf.gen.yaml
 	npx buf build proto -o services/common/descriptors/tickmesh.binpb
 	npx buf build node_modules/grpc-health-check/proto -o services/common/descriptors/health.binpb
+
+docs: deps ## Regenerate docs/configuration.md from the config specs
+	npx tsx tests/contracts/render-config-docs.ts
 
 proto-breaking: deps ## Check the protos for breaking changes against main
 	npx buf breaking proto --against '.git#branch=main,subdir=proto'

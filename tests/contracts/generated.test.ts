@@ -26,14 +26,25 @@ test('buf lint passes', () => {
 test('generated TypeScript is current (run `make proto`)', () => {
   const out = mkdtempSync(join(tmpdir(), 'tickmesh-gen-'));
   try {
-    execFileSync(buf, ['generate', '--template', 'proto/buf.gen.yaml', '-o', out], { cwd: root, stdio: 'pipe' });
+    execFileSync(buf, ['generate', '--template', 'proto/buf.gen.yaml', '-o', out], {
+      cwd: root,
+      stdio: 'pipe',
+    });
     const fresh = join(out, 'services', 'common', 'src', 'gen');
     const committed = join(root, 'services', 'common', 'src', 'gen');
-    const freshFiles = listFiles(fresh).map((f) => relative(fresh, f)).sort();
-    const committedFiles = listFiles(committed).map((f) => relative(committed, f)).sort();
+    const freshFiles = listFiles(fresh)
+      .map((f) => relative(fresh, f))
+      .sort();
+    const committedFiles = listFiles(committed)
+      .map((f) => relative(committed, f))
+      .sort();
     assert.deepEqual(committedFiles, freshFiles, 'the set of generated files differs');
     for (const f of freshFiles) {
-      assert.equal(readFileSync(join(committed, f), 'utf8'), readFileSync(join(fresh, f), 'utf8'), `${f} is stale`);
+      assert.equal(
+        readFileSync(join(committed, f), 'utf8'),
+        readFileSync(join(fresh, f), 'utf8'),
+        `${f} is stale`,
+      );
     }
   } finally {
     rmSync(out, { recursive: true, force: true });

@@ -3,6 +3,7 @@
 import {
   commonConfig,
   grpcServerConfig,
+  jwtConfig,
   int,
   port,
   str,
@@ -59,6 +60,7 @@ export const customersConfigSpec = {
   ...commonConfig,
   METRICS_PORT: { ...commonConfig.METRICS_PORT, default: '9103' },
   ...grpcServerConfig,
+  ...jwtConfig,
   GRPC_PORT: { schema: port(), default: '50053', doc: 'gRPC port of CustomerService' },
   ...mysqlConfig,
   WATCHLIST_MAX_SYMBOLS: {

@@ -10,10 +10,15 @@ import {
   str,
   type ConfigOf,
   type ConfigSpec,
+  grpcClientConfig,
+  jwtConfig,
 } from '../../common/src/config.js';
 
 export const gatewayConfigSpec = {
   ...commonConfig,
+  // TLS and service JWTs for the calls to PriceService and CustomerService.
+  ...grpcClientConfig,
+  ...jwtConfig,
   METRICS_PORT: {
     ...commonConfig.METRICS_PORT,
     doc: 'Optional extra port for /metrics, /healthz and /readyz (0: only on HTTP_PORT, where they always are)',

@@ -1,6 +1,6 @@
 // gateway: config -> clients (PriceService, CustomerService) -> HTTP +
 // WebSocket server -> shutdown. The parts live in gateway.ts and its modules.
-import { createClient } from '../../common/src/grpc/client.js';
+import { clientSecurity, createClient } from '../../common/src/grpc/client.js';
 import { CustomerServiceClient } from '../../common/src/gen/tickmesh/customer/v1/customer.js';
 import { PriceServiceClient } from '../../common/src/gen/tickmesh/price/v1/price.js';
 import { startMetricsServer } from '../../common/src/metrics.js';
@@ -31,7 +31,9 @@ runMain(
     logger = kit.logger;
     logger.info({ config: redactConfig(gatewayConfigSpec as ConfigSpec, config) }, 'starting gateway');
 
+    const security = clientSecurity(config, 'gateway');
     const price = createClient(PriceServiceClient, config.PRICE_SERVICE_TARGET, {
+      ...security,
       unaryDeadlineMs: config.GRPC_UNARY_DEADLINE_MS,
       service: 'tickmesh.price.v1.PriceService',
     });
@@ -40,6 +42,7 @@ runMain(
     const checks: DependencyCheck[] = [];
     if (config.AUTH_MODE === 'api-key') {
       customers = createClient(CustomerServiceClient, config.CUSTOMER_SERVICE_TARGET, {
+        ...security,
         unaryDeadlineMs: config.GRPC_UNARY_DEADLINE_MS,
         service: 'tickmesh.customer.v1.CustomerService',
         retryableMethods: ['VerifyApiKey'],

@@ -192,7 +192,14 @@ export class HandlerFactory {
 
   bidiStream<Req, Res>(handler: BidiStreamHandler<Req, Res>): handleBidiStreamingCall<Req, Res> {
     return (call) => {
-      this.runStream(call, (sink, ctx) => handler(call as AsyncIterable<Req | MalformedMessage>, sink, ctx));
+      // A plain `for await` over a Node stream destroys it when the loop ends, so every
+      // response written after the client's last request (final acks) would be lost and
+      // the call would hang: iterate without destroying; runStream ends the call.
+      const requests: AsyncIterable<Req | MalformedMessage> = {
+        [Symbol.asyncIterator]: () =>
+          call.iterator({ destroyOnReturn: false }) as AsyncIterator<Req | MalformedMessage>,
+      };
+      this.runStream(call, (sink, ctx) => handler(requests, sink, ctx));
     };
   }
 

@@ -1,0 +1,100 @@
+// Runs a TickGenerator in real time: each tick is sent when its virtual due
+// time comes, stamped with the clock and the simulator's producer identity,
+// and handed to the TickPublisher. When the publisher pushes back (NATS slow
+// or down) the simulator waits; afterwards it shifts its schedule instead of
+// bursting out the backlog. With a session given, it ticks only while the
+// market is open.
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Tick } from '../../common/src/gen/tickmesh/market/v1/market.js';
+import type { Logger } from '../../common/src/logger.js';
+import { isSessionOpen, type SessionSpec } from '../../common/src/market/session.js';
+import type { SeqAllocator } from './producer-ids.js';
+import type { TickGenerator } from './tick-generator.js';
+import type { TickPublisher } from './tick-publisher.js';
+
+export interface FeedSimulatorOptions {
+  generator: TickGenerator;
+  publisher: Pick<TickPublisher, 'trySubmit' | 'waitForSpace'>;
+  producerId: string;
+  seq: SeqAllocator;
+  /** Tick only while this session is open; omit to ignore the clock (always open). */
+  session?: SessionSpec;
+  /** Largest lag behind the schedule that is caught up by sending faster; beyond it the schedule shifts. */
+  maxCatchUpMs?: number;
+  now?: () => number;
+  logger?: Logger;
+}
+
+export class FeedSimulator {
+  private readonly stopping = new AbortController();
+  private loop: Promise<void> | undefined;
+  private sent = 0;
+
+  constructor(private readonly opts: FeedSimulatorOptions) {}
+
+  /** Ticks handed to the publisher so far. */
+  get produced(): number {
+    return this.sent;
+  }
+
+  start(): void {
+    this.loop ??= this.run().catch((err: unknown) => {
+      if (!this.stopping.signal.aborted) this.opts.logger?.error({ err }, 'simulator stopped unexpectedly');
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    const { generator, publisher, producerId, seq, session } = this.opts;
+    const now = this.opts.now ?? Date.now;
+    const maxCatchUpMs = this.opts.maxCatchUpMs ?? 1000;
+    const signal = this.stopping.signal;
+    let next = generator.next();
+    let start = now() - next.dueMs;
+    let closedLogged = false;
+    while (!signal.aborted) {
+      if (session && !isSessionOpen(now(), session)) {
+        if (!closedLogged) this.opts.logger?.info('market session closed: simulator paused');
+        closedLogged = true;
+        await delay(1000, undefined, { signal }).catch(() => undefined);
+        start = now() - next.dueMs; // resume where we stopped, not with a burst
+        continue;
+      }
+      if (closedLogged) this.opts.logger?.info('market session open: simulator running');
+      closedLogged = false;
+
+      let burst = 0;
+      while (!signal.aborted && next.dueMs <= now() - start) {
+        const lag = now() - start - next.dueMs;
+        if (lag > maxCatchUpMs) start += lag;
+        const tick: Tick = {
+          symbol: next.symbol,
+          price: next.price,
+          size: next.size,
+          bid: next.bid,
+          ask: next.ask,
+          producerId,
+          producerSeq: 0,
+          eventTimeMs: 0,
+        };
+        // Sequence and time are taken when the tick goes into its queue, so the queue stays in seq order.
+        for (;;) {
+          tick.producerSeq = seq.next();
+          tick.eventTimeMs = now();
+          if (publisher.trySubmit(tick)) break;
+          await publisher.waitForSpace(tick.symbol, signal);
+        }
+        this.sent++;
+        next = generator.next();
+        // Yield now and then at high rates so timers and I/O keep running.
+        if (++burst % 1000 === 0) await new Promise((r) => setImmediate(r));
+      }
+      const wait = next.dueMs - (now() - start);
+      if (wait > 0) await delay(wait, undefined, { signal }).catch(() => undefined);
+    }
+  }
+}

@@ -1,0 +1,350 @@
+// The path from accepted tick to JetStream, shared by the ingest API, the
+// simulator and the benchmark.
+//
+// One bounded FIFO per partition (bounded in ticks: when it is full,
+// trySubmit says no and producers wait, so a slow or absent NATS pushes back
+// instead of growing memory) and one publisher loop per partition. Each loop
+// publishes the head run of its queue (ticks of one producer in strictly
+// increasing producer_seq, up to maxBatchTicks) as one TickBatch message
+// whose Nats-Msg-Id names the producer, partition and seq range, waits for
+// the ack, and only then takes the next run. A failed publish is retried with
+// the SAME message id and the same ticks until JetStream stores it: never
+// skipped, never overtaken. That is the ordering the price-cache relies on
+// (services/common/src/ticks/contract.ts). Batching comes for free: ticks
+// that arrive while a partition's publish is in flight form its next batch.
+import type { Tick } from '../../common/src/gen/tickmesh/market/v1/market.js';
+import { UnavailableError } from '../../common/src/errors.js';
+import type { Logger } from '../../common/src/logger.js';
+import { batchMessageId, encodeBatch, partitionOf, tickSubject } from '../../common/src/ticks/contract.js';
+import { BoundedDeque } from './bounded-deque.js';
+import type { TickerMetrics } from './metrics.js';
+
+export interface StoreResult {
+  /** Stream sequence of the message holding the tick. */
+  streamSeq: number;
+  /** JetStream had already stored this message (a retried publish). */
+  duplicate: boolean;
+}
+
+/** Called once per tick: stored (result) or given up on at close (error). */
+export type TickCallback = (error: Error | undefined, result: StoreResult | undefined) => void;
+
+/** Publishes one message with a message id and resolves with JetStream's ack; rejects on failure or timeout. */
+export type PublishFn = (subject: string, data: Uint8Array, msgId: string) => Promise<StoreResult>;
+
+export interface PublisherOptions {
+  partitions: number;
+  maxBatchTicks: number;
+  /** Ticks per partition queue, in-flight batch included. */
+  queueTicks: number;
+  retryMinMs: number;
+  retryMaxMs: number;
+  publish: PublishFn;
+  metrics?: TickerMetrics;
+  logger?: Logger;
+  /** For the jitter of retry delays (tests pass a fixed one). */
+  random?: () => number;
+}
+
+interface Entry {
+  tick: Tick;
+  done: TickCallback | undefined;
+}
+
+class PublisherClosedError extends UnavailableError {
+  constructor() {
+    super('the ticker is shutting down: tick not stored');
+  }
+}
+
+class Lane {
+  readonly queue: BoundedDeque<Entry>;
+  /** Resolvers of producers waiting for room. */
+  private spaceWaiters: Array<() => void> = [];
+  private wake: (() => void) | undefined;
+  private idleWaiters: Array<() => void> = [];
+  /** True after the last publish attempt of this lane failed (cleared by a success). */
+  failing = false;
+  running: Promise<void> | undefined;
+
+  constructor(
+    readonly partition: number,
+    capacity: number,
+  ) {
+    this.queue = new BoundedDeque(capacity);
+  }
+
+  notifyWork(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  waitForWork(): Promise<void> {
+    return new Promise((resolve) => {
+      this.wake = resolve;
+    });
+  }
+
+  /** Resolves at the next removal from the queue; rejects (and forgets the waiter) when `signal` aborts. */
+  waitForSpace(signal: AbortSignal | undefined): Promise<void> {
+    if (signal?.aborted) return Promise.reject(abortError(signal));
+    return new Promise((resolve, reject) => {
+      const waiter = () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const onAbort = () => {
+        const i = this.spaceWaiters.indexOf(waiter);
+        if (i >= 0) this.spaceWaiters.splice(i, 1);
+        reject(abortError(signal!));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.spaceWaiters.push(waiter);
+    });
+  }
+
+  notifySpace(): void {
+    const waiters = this.spaceWaiters;
+    this.spaceWaiters = [];
+    for (const w of waiters) w();
+    if (this.queue.length === 0) {
+      const idle = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of idle) w();
+    }
+  }
+
+  waitForIdle(): Promise<void> {
+    if (this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+}
+
+export class TickPublisher {
+  private readonly lanes: Lane[];
+  private accepting = true;
+  private abandoned = false;
+  private readonly abandon = new AbortController();
+  private readonly random: () => number;
+
+  constructor(private readonly opts: PublisherOptions) {
+    if (!Number.isInteger(opts.partitions) || opts.partitions < 1)
+      throw new RangeError('partitions must be >= 1');
+    if (opts.maxBatchTicks < 1) throw new RangeError('maxBatchTicks must be >= 1');
+    this.random = opts.random ?? Math.random;
+    this.lanes = Array.from({ length: opts.partitions }, (_, p) => new Lane(p, opts.queueTicks));
+    opts.metrics?.bindQueueDepth(() => this.queued);
+    for (const lane of this.lanes) {
+      lane.running = this.run(lane).catch((err: unknown) => {
+        // run() handles publish errors itself; reaching here is a bug, so say so loudly.
+        opts.logger?.error({ err, partition: lane.partition }, 'partition publisher stopped unexpectedly');
+      });
+    }
+  }
+
+  partitionOf(symbol: string): number {
+    return partitionOf(symbol, this.opts.partitions);
+  }
+
+  /** Ticks queued or in flight, over all partitions. */
+  get queued(): number {
+    let n = 0;
+    for (const lane of this.lanes) n += lane.queue.length;
+    return n;
+  }
+
+  /** True while some partition's latest publish attempt failed (NATS down, stream missing, timeouts). */
+  get failing(): boolean {
+    return this.lanes.some((l) => l.failing);
+  }
+
+  get closed(): boolean {
+    return !this.accepting;
+  }
+
+  /**
+   * Queues a validated tick (producerId and producerSeq set) for its
+   * partition. Returns false when that partition's queue is full: wait with
+   * waitForSpace() and try again. Throws UnavailableError after close().
+   */
+  trySubmit(tick: Tick, done?: TickCallback): boolean {
+    if (!this.accepting) throw new PublisherClosedError();
+    const lane = this.lanes[this.partitionOf(tick.symbol)]!;
+    if (!lane.queue.push({ tick, done })) return false;
+    lane.notifyWork();
+    return true;
+  }
+
+  /** Resolves when the partition of `symbol` may have room; rejects when `signal` aborts or the publisher closes. */
+  async waitForSpace(symbol: string, signal?: AbortSignal): Promise<void> {
+    if (!this.accepting) throw new PublisherClosedError();
+    const lane = this.lanes[this.partitionOf(symbol)]!;
+    if (!lane.queue.full) return;
+    await lane.waitForSpace(signal);
+    if (!this.accepting) throw new PublisherClosedError();
+  }
+
+  /** Queues `tick`, waiting for room as long as needed (or until `signal` aborts). */
+  async enqueue(tick: Tick, done?: TickCallback, signal?: AbortSignal): Promise<void> {
+    while (!this.trySubmit(tick, done)) await this.waitForSpace(tick.symbol, signal);
+  }
+
+  /** Queues `tick` and resolves once JetStream stored it. */
+  submit(tick: Tick, signal?: AbortSignal): Promise<StoreResult> {
+    return new Promise<StoreResult>((resolve, reject) => {
+      this.enqueue(tick, (err, result) => (err ? reject(err) : resolve(result!)), signal).catch(reject);
+    });
+  }
+
+  /** Resolves when every queued tick has been stored. */
+  async idle(): Promise<void> {
+    await Promise.all(this.lanes.map((l) => l.waitForIdle()));
+  }
+
+  /**
+   * Stops taking ticks, gives the queued ones up to `drainMs` to be stored,
+   * then abandons the rest (their callbacks get UnavailableError: they were
+   * never reported stored, so their producers will resend them).
+   */
+  async close(drainMs: number): Promise<void> {
+    this.accepting = false;
+    for (const lane of this.lanes) lane.notifySpace();
+    let timer: NodeJS.Timeout | undefined;
+    const drained = await Promise.race([
+      this.idle().then(() => true),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), drainMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (!drained) this.opts.logger?.warn({ queued: this.queued }, 'publisher closed with ticks not stored');
+    this.abandoned = true;
+    this.abandon.abort();
+    for (const lane of this.lanes) lane.notifyWork();
+    await Promise.all(this.lanes.map((l) => l.running));
+  }
+
+  private async run(lane: Lane): Promise<void> {
+    const { metrics } = this.opts;
+    const subject = tickSubject(lane.partition);
+    while (!this.abandoned) {
+      if (lane.queue.length === 0) {
+        await lane.waitForWork();
+        continue;
+      }
+      const count = this.headRunLength(lane.queue);
+      const batch: Tick[] = new Array<Tick>(count);
+      for (let i = 0; i < count; i++) batch[i] = lane.queue.at(i)!.tick;
+      const first = batch[0]!;
+      const last = batch[count - 1]!;
+      const msgId = batchMessageId(first.producerId, lane.partition, first.producerSeq, last.producerSeq);
+      const data = encodeBatch(batch);
+
+      let result: StoreResult | undefined;
+      for (let attempt = 0; !this.abandoned; attempt++) {
+        const started = performance.now();
+        metrics?.inFlight.inc();
+        try {
+          // Abandoning (end of close) does not wait for an in-flight publish: its ticks are
+          // failed as "not stored", which stays true to the producers even if it lands later.
+          result = await this.untilAbandoned(this.opts.publish(subject, data, msgId));
+          if (!result) break;
+          metrics?.publishSeconds.observe((performance.now() - started) / 1000);
+          lane.failing = false;
+          break;
+        } catch (err) {
+          lane.failing = true;
+          metrics?.publishFailures.inc();
+          const delay = this.retryDelay(attempt);
+          // First failure of an outage at warn, then every 10th, to keep logs readable.
+          if (attempt % 10 === 0) {
+            this.opts.logger?.warn(
+              {
+                err: err instanceof Error ? err.message : String(err),
+                partition: lane.partition,
+                msgId,
+                attempt,
+                retryInMs: delay,
+              },
+              'JetStream publish failed: retrying the same batch',
+            );
+          }
+          await sleep(delay, this.abandon.signal);
+        } finally {
+          metrics?.inFlight.dec();
+        }
+      }
+      if (!result) break; // abandoned mid-retry: the close path fails what is left
+
+      const entries = lane.queue.shift(count);
+      if (metrics) {
+        metrics.batchTicks.observe(count);
+        if (result.duplicate) metrics.duplicateBatches.inc();
+        else metrics.accepted.inc(count);
+      }
+      for (const e of entries) e.done?.(undefined, result);
+      lane.notifySpace();
+    }
+    const left = lane.queue.drain();
+    const err = new PublisherClosedError();
+    for (const e of left) e.done?.(err, undefined);
+    lane.notifySpace();
+  }
+
+  /** Length of the head run: one producer, strictly increasing seq, at most maxBatchTicks. */
+  private headRunLength(queue: BoundedDeque<Entry>): number {
+    const max = Math.min(this.opts.maxBatchTicks, queue.length);
+    const head = queue.at(0)!.tick;
+    let prevSeq = head.producerSeq;
+    let n = 1;
+    while (n < max) {
+      const t = queue.at(n)!.tick;
+      if (t.producerId !== head.producerId || t.producerSeq <= prevSeq) break;
+      prevSeq = t.producerSeq;
+      n++;
+    }
+    return n;
+  }
+
+  private untilAbandoned(publish: Promise<StoreResult>): Promise<StoreResult | undefined> {
+    const signal = this.abandon.signal;
+    if (signal.aborted) return Promise.resolve(undefined);
+    return new Promise<StoreResult | undefined>((resolve, reject) => {
+      const onAbort = () => resolve(undefined);
+      signal.addEventListener('abort', onAbort, { once: true });
+      publish.then(
+        (r) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(r);
+        },
+        (err: unknown) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
+    });
+  }
+
+  private retryDelay(attempt: number): number {
+    const base = Math.min(this.opts.retryMaxMs, this.opts.retryMinMs * 2 ** Math.min(attempt, 20));
+    return Math.round(base * (0.5 + this.random() * 0.5));
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+function abortError(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new Error('aborted');
+}

@@ -1,0 +1,65 @@
+// Opens the JetStream side of a ticker process from its configuration:
+// ensures the TICKS stream (retrying for a bounded time while JetStream is
+// still starting) and starts the TickPublisher on top of it.
+import { setTimeout as delay } from 'node:timers/promises';
+import { jetstream, jetstreamManager, JetStreamApiError } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from '../../common/src/logger.js';
+import type { JetStreamConfig } from './config.js';
+import { jetStreamPublishFn } from './jetstream-publish.js';
+import type { TickerMetrics } from './metrics.js';
+import { TickPublisher } from './tick-publisher.js';
+import { ensureTicksStream, type TicksStreamSettings } from './ticks-stream.js';
+
+export function streamSettings(c: JetStreamConfig): TicksStreamSettings {
+  return {
+    name: c.TICKS_STREAM,
+    replicas: c.TICKS_STREAM_REPLICAS,
+    maxAgeMs: c.TICKS_STREAM_MAX_AGE_MS,
+    maxBytes: c.TICKS_STREAM_MAX_BYTES,
+    duplicateWindowMs: c.TICKS_STREAM_DUPLICATE_WINDOW_MS,
+    maxMsgSize: c.TICKS_STREAM_MAX_MSG_SIZE,
+  };
+}
+
+export async function openTickPublishing(opts: {
+  nc: NatsConnection;
+  config: JetStreamConfig;
+  metrics?: TickerMetrics;
+  logger?: Logger;
+  /** How long to keep trying to set the stream up at start (default: NATS_CONNECT_TIMEOUT_MS). */
+  setupTimeoutMs?: number;
+}): Promise<TickPublisher> {
+  const { nc, config, logger } = opts;
+  const jsm = await jetstreamManager(nc, { timeout: config.PUBLISH_TIMEOUT_MS });
+  const settings = streamSettings(config);
+  const deadline = Date.now() + (opts.setupTimeoutMs ?? config.NATS_CONNECT_TIMEOUT_MS);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await ensureTicksStream(jsm, settings, logger);
+      break;
+    } catch (err) {
+      // JetStream answered with an error (overlapping subjects, bad replicas): retrying cannot help.
+      if (err instanceof JetStreamApiError || Date.now() >= deadline) throw err;
+      logger?.warn({ err: String(err), attempt }, 'cannot set up the ticks stream yet: retrying');
+      await delay(Math.min(2000, 200 * attempt));
+    }
+  }
+  const js = jetstream(nc, { timeout: config.PUBLISH_TIMEOUT_MS });
+  return new TickPublisher({
+    partitions: config.TICK_PARTITIONS,
+    maxBatchTicks: config.PUBLISH_MAX_BATCH_TICKS,
+    queueTicks: config.PUBLISH_QUEUE_TICKS,
+    retryMinMs: config.PUBLISH_RETRY_MIN_MS,
+    retryMaxMs: config.PUBLISH_RETRY_MAX_MS,
+    publish: jetStreamPublishFn({
+      js,
+      stream: config.TICKS_STREAM,
+      timeoutMs: config.PUBLISH_TIMEOUT_MS,
+      recreate: { jsm, settings },
+      logger,
+    }),
+    metrics: opts.metrics,
+    logger,
+  });
+}

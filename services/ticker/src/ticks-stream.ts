@@ -1,0 +1,133 @@
+// The TICKS stream, created or updated idempotently when a ticker process
+// starts: created when absent, updated when an updatable setting differs,
+// never deleted or recreated (it is the source of truth the price-cache
+// rebuilds from). Only settings nats-server 2.9 understands are sent: no
+// subject transforms, metadata or compression (2.10+).
+import {
+  DiscardPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamManager,
+  type StreamConfig,
+  type StreamUpdateConfig,
+} from '@nats-io/jetstream';
+import type { Logger } from '../../common/src/logger.js';
+import { TICK_SUBJECT_PREFIX } from '../../common/src/ticks/contract.js';
+
+export const TICKS_SUBJECTS = `${TICK_SUBJECT_PREFIX}.>`;
+
+export interface TicksStreamSettings {
+  name: string;
+  replicas: number;
+  /** 0: no age limit. */
+  maxAgeMs: number;
+  /** -1: no size cap. */
+  maxBytes: number;
+  duplicateWindowMs: number;
+  maxMsgSize: number;
+}
+
+const NS_PER_MS = 1_000_000;
+
+export function desiredStreamConfig(s: TicksStreamSettings): Partial<StreamConfig> & { name: string } {
+  return {
+    name: s.name,
+    subjects: [TICKS_SUBJECTS],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    discard: DiscardPolicy.Old,
+    max_age: s.maxAgeMs * NS_PER_MS,
+    max_bytes: s.maxBytes,
+    max_msgs: -1,
+    max_msg_size: s.maxMsgSize,
+    duplicate_window: s.duplicateWindowMs * NS_PER_MS,
+    num_replicas: s.replicas,
+  };
+}
+
+export interface StreamPlan {
+  /** Settings to change (updatable ones only); undefined when nothing differs. */
+  update: Partial<StreamUpdateConfig> | undefined;
+  /** Differences that cannot be changed in place (left alone, logged). */
+  warnings: string[];
+}
+
+/** Compares an existing stream's config with the wanted one. Pure, so it is tested without a server. */
+export function planStreamUpdate(existing: StreamConfig, desired: Partial<StreamConfig>): StreamPlan {
+  const update: Partial<StreamUpdateConfig> = {};
+  const warnings: string[] = [];
+  // Keep subjects someone else added; only make sure ours are there.
+  const subjects = existing.subjects ?? [];
+  const missing = (desired.subjects ?? []).filter((s) => !subjects.includes(s));
+  if (missing.length > 0) update.subjects = [...subjects, ...missing];
+  const updatable = [
+    'max_age',
+    'max_bytes',
+    'max_msgs',
+    'max_msg_size',
+    'duplicate_window',
+    'num_replicas',
+    'discard',
+  ] as const;
+  for (const key of updatable) {
+    if (desired[key] !== undefined && existing[key] !== desired[key]) {
+      (update as Record<string, unknown>)[key] = desired[key];
+    }
+  }
+  for (const key of ['storage', 'retention'] as const) {
+    if (desired[key] !== undefined && existing[key] !== desired[key]) {
+      warnings.push(
+        `${key} is ${String(existing[key])}, wanted ${String(desired[key])}: cannot change in place, left as is`,
+      );
+    }
+  }
+  return { update: Object.keys(update).length > 0 ? update : undefined, warnings };
+}
+
+export type EnsureOutcome = 'created' | 'updated' | 'unchanged';
+
+/** Creates the stream when absent, updates it when different, never deletes it. */
+export async function ensureTicksStream(
+  jsm: JetStreamManager,
+  settings: TicksStreamSettings,
+  logger?: Logger,
+): Promise<EnsureOutcome> {
+  const desired = desiredStreamConfig(settings);
+  for (let attempt = 0; ; attempt++) {
+    let existing: StreamConfig;
+    try {
+      existing = (await jsm.streams.info(settings.name)).config;
+    } catch (err) {
+      if (!isStreamNotFound(err)) throw err;
+      try {
+        await jsm.streams.add(desired);
+        logger?.info({ stream: settings.name, config: desired }, 'created the ticks stream');
+        return 'created';
+      } catch (addErr) {
+        // Another ticker process created it between our info and add: read it again.
+        if (attempt === 0 && isAlreadyInUse(addErr)) continue;
+        throw addErr;
+      }
+    }
+    const plan = planStreamUpdate(existing, desired);
+    for (const w of plan.warnings) logger?.warn({ stream: settings.name }, `ticks stream: ${w}`);
+    if (!plan.update) {
+      logger?.info({ stream: settings.name }, 'ticks stream present with the wanted settings');
+      return 'unchanged';
+    }
+    await jsm.streams.update(settings.name, plan.update);
+    logger?.info({ stream: settings.name, changed: plan.update }, 'updated the ticks stream');
+    return 'updated';
+  }
+}
+
+function isStreamNotFound(err: unknown): boolean {
+  return err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound;
+}
+
+function isAlreadyInUse(err: unknown): boolean {
+  // 10058: stream name already in use with a different configuration.
+  return err instanceof JetStreamApiError && err.code === 10058;
+}
