@@ -1,0 +1,351 @@
+// Assembles one price-cache replica from its connections: store, reducer
+// context, epoch tracking and rebuild, checkpoints, per-partition consumers,
+// the quote mirror and fan-out, PriceService, and the health checks. main.ts
+// hands it the clients and the server; tests run several of these in one
+// process against the same NATS and Redis.
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { Redis } from 'ioredis';
+import type { Registry } from 'prom-client';
+import { redisCheck } from '../../common/src/deps/redis.js';
+import { natsCheck } from '../../common/src/deps/nats.js';
+import { Quote } from '../../common/src/gen/tickmesh/market/v1/market.js';
+import type { GrpcServer } from '../../common/src/grpc/server.js';
+import type { DependencyCheck } from '../../common/src/health.js';
+import type { Logger } from '../../common/src/logger.js';
+import { defaultInstrument, type Instrument, type Universe } from '../../common/src/market/universe.js';
+import { quoteSubject } from '../../common/src/ticks/contract.js';
+import { Applier } from './applier.js';
+import { CheckpointStore, CheckpointWriter } from './checkpoint.js';
+import type { PriceCacheConfig } from './config.js';
+import { EpochTracker } from './epoch.js';
+import { QuoteHub, RESET_SUBJECT } from './fanout.js';
+import { createPriceCacheMetrics, type PriceCacheMetrics } from './metrics.js';
+import { QuoteMirror } from './mirror.js';
+import { PartitionConsumer } from './partition-consumer.js';
+import { PriceServiceHandlers, registerPriceService } from './price-service.js';
+import { Rebuilder } from './rebuild.js';
+import { makeDayOf, type ReducerContext } from './reducer.js';
+import { RedisStore } from './redis-store.js';
+import { TickStream } from './tick-stream.js';
+
+export interface PriceCacheDeps {
+  config: PriceCacheConfig;
+  nc: NatsConnection;
+  redis: Redis;
+  logger: Logger;
+  registry: Registry;
+  universe: Universe;
+  /** Identifies this replica in locks and logs. */
+  id?: string;
+}
+
+export interface PriceCache {
+  register(server: GrpcServer): void;
+  checks: DependencyCheck[];
+  /** Starts the background work: setup (waits for the stream), epoch, consumers, checkpoints. */
+  start(): void;
+  stop(): Promise<void>;
+  /** Undefined when ready to serve, else why not. */
+  notReadyReason(): string | undefined;
+  readonly id: string;
+  readonly store: RedisStore;
+  readonly epochs: EpochTracker;
+  readonly mirror: QuoteMirror;
+  readonly hub: QuoteHub;
+  readonly rebuilder: Rebuilder;
+  readonly metrics: PriceCacheMetrics;
+  checkpointWriter(): CheckpointWriter | undefined;
+  /** Resolves when the stream exists, consumers are set up and the KV bucket is open. */
+  readonly setUp: Promise<void>;
+}
+
+export function createPriceCache(deps: PriceCacheDeps): PriceCache {
+  const { config, nc, redis, logger } = deps;
+  const id = deps.id ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  // The gauge reads the hub (made below) only when scraped.
+  const metrics = createPriceCacheMetrics(deps.registry, { streamPending: () => hub.pendingTotal() });
+  const tickStream = new TickStream(nc, config.TICKS_STREAM, logger);
+  const js = tickStream.js;
+  const instrumentOf = (symbol: string): Instrument =>
+    deps.universe.bySymbol.get(symbol) ?? defaultInstrument(symbol);
+  const ctx: ReducerContext = {
+    instrumentOf,
+    dayOf: makeDayOf(deps.universe.session.timeZone),
+    lateTickBoundMs: config.LATE_TICK_BOUND_MS,
+    maxProducersPerSymbol: config.MAX_PRODUCERS_PER_SYMBOL,
+  };
+  const store = new RedisStore(redis, {
+    retention: { s: config.BARS_1S_RETENTION, m: config.BARS_1M_RETENTION },
+    lateTickBoundMs: config.LATE_TICK_BOUND_MS,
+  });
+  let checkpoints: CheckpointStore | undefined;
+  let writer: CheckpointWriter | undefined;
+  const rebuilder = new Rebuilder({
+    store,
+    checkpoints: () => checkpoints,
+    ticks: tickStream,
+    ctx,
+    partitions: config.TICK_PARTITIONS,
+    lockTtlMs: config.REBUILD_LOCK_TTL_MS,
+    timeoutMs: config.REBUILD_TIMEOUT_MS,
+    token: id,
+    logger,
+    metrics,
+    publishReset: (epoch) => nc.publish(RESET_SUBJECT, epoch),
+  });
+  const epochs = new EpochTracker({
+    getEpoch: () => store.getEpoch(),
+    rebuilder,
+    pollMs: config.EPOCH_POLL_MS,
+    logger,
+  });
+  const mirror = new QuoteMirror({
+    readStates: (symbols) => store.readQuoteStates(symbols),
+    listSymbols: () => store.symbols(),
+    decimalsOf: (s) => instrumentOf(s).decimals,
+  });
+  const hub = new QuoteHub(mirror, {
+    onUnknownEpoch: () => epochs.checkNow(),
+    onMalformed: () => metrics.malformedQuotes.inc(),
+  });
+  const applier = new Applier(store, ctx, epochs, {
+    maxRetries: config.APPLY_MAX_RETRIES,
+    onConflict: () => metrics.conflicts.inc(),
+  });
+  const handlers = new PriceServiceHandlers({
+    mirror,
+    hub,
+    store,
+    notReadyReason: () => notReadyReason(),
+    decimalsOf: (s) => instrumentOf(s).decimals,
+    metrics,
+    stream: {
+      heartbeatMs: config.STREAM_HEARTBEAT_MS,
+      slowTimeoutMs: config.STREAM_SLOW_TIMEOUT_MS,
+      maxPending: config.STREAM_MAX_PENDING,
+      maxQuotesPerMessage: config.STREAM_MAX_QUOTES_PER_MESSAGE,
+      maxStreams: config.MAX_STREAMS,
+    },
+  });
+
+  let stopped = false;
+  let setupDone = false;
+  let subscription: Subscription | undefined;
+  const consumers: PartitionConsumer[] = [];
+  let sampler: NodeJS.Timeout | undefined;
+  let resolveSetUp: () => void = () => undefined;
+  const setUp = new Promise<void>((resolve) => (resolveSetUp = resolve));
+
+  // Dependency checks also record their last result for notReadyReason().
+  const up = new Map<string, boolean>();
+  const tracked = (c: DependencyCheck): DependencyCheck => ({
+    ...c,
+    check: async () => {
+      try {
+        await c.check();
+        up.set(c.name, true);
+      } catch (err) {
+        up.set(c.name, false);
+        throw err;
+      }
+    },
+  });
+  const cacheProblem = (): string | undefined => {
+    if (!setupDone) return 'waiting for the tick stream';
+    const epoch = epochs.current();
+    if (epoch === undefined)
+      return epochs.isRebuilding ? 'cache rebuilding' : 'cache epoch missing (rebuild pending)';
+    if (mirror.loadedEpoch !== Number(epoch)) return 'loading quotes';
+    return undefined;
+  };
+  const checks: DependencyCheck[] = [
+    tracked(redisCheck(redis)),
+    tracked(natsCheck(nc)),
+    tracked({
+      name: 'ticks-stream',
+      timeoutMs: 1500,
+      check: async () => {
+        if (!(await tickStream.exists())) throw new Error(`stream ${config.TICKS_STREAM} does not exist`);
+      },
+    }),
+    tracked({
+      name: 'cache',
+      check: async () => {
+        const problem = cacheProblem();
+        if (problem) throw new Error(problem);
+      },
+    }),
+  ];
+  function notReadyReason(): string | undefined {
+    if (stopped) return 'shutting down';
+    if (redis.status !== 'ready') return 'redis unavailable';
+    if (nc.isClosed()) return 'nats unavailable';
+    for (const name of ['redis', 'nats', 'ticks-stream'])
+      if (up.get(name) !== true) return `${name} unavailable`;
+    return cacheProblem();
+  }
+
+  const publishQuotes = (quotes: Quote[]) => {
+    for (const q of quotes) nc.publish(quoteSubject(q.symbol), Quote.encode(q).finish());
+  };
+
+  epochs.onChange(async (epoch) => {
+    const e = Number(epoch);
+    // Retry the load until it succeeds or the epoch moves on (Redis may be down).
+    while (!stopped && epochs.current() === epoch) {
+      try {
+        await mirror.reload(e);
+        break;
+      } catch (err) {
+        metrics.redisErrors.inc({ op: 'mirror' });
+        logger.warn(
+          { err: err instanceof Error ? err.message : String(err) },
+          'mirror load failed: retrying',
+        );
+        await new Promise((r) => setTimeout(r, config.RETRY_DELAY_MS));
+      }
+    }
+    if (mirror.loadedEpoch === e) hub.resetAll(e);
+  });
+
+  async function setup(): Promise<void> {
+    let logged = false;
+    while (!stopped) {
+      try {
+        if (await tickStream.exists()) {
+          await tickStream.ensureConsumers(config.TICK_PARTITIONS, {
+            prefix: config.CONSUMER_PREFIX,
+            ackWaitMs: config.CONSUMER_ACK_WAIT_MS,
+          });
+          checkpoints = await CheckpointStore.open(js, config.CHECKPOINT_BUCKET, config.CHECKPOINT_REPLICAS);
+          setupDone = true;
+          logger.info({ stream: config.TICKS_STREAM, partitions: config.TICK_PARTITIONS }, 'consumers ready');
+          return;
+        }
+        if (!logged)
+          logger.warn(
+            { stream: config.TICKS_STREAM },
+            'tick stream does not exist yet: waiting for the ticker to create it',
+          );
+        logged = true;
+      } catch (err) {
+        logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'setup failed: retrying');
+      }
+      await new Promise((r) => setTimeout(r, config.SETUP_RETRY_MS));
+    }
+  }
+
+  function startBackground(): void {
+    epochs.start();
+    for (let n = 0; n < config.TICK_PARTITIONS; n++) {
+      const settings = { prefix: config.CONSUMER_PREFIX, ackWaitMs: config.CONSUMER_ACK_WAIT_MS };
+      const c = new PartitionConsumer({
+        js,
+        stream: config.TICKS_STREAM,
+        consumerName: tickStream.consumerName(config.CONSUMER_PREFIX, n),
+        partition: n,
+        ensureConsumer: () => tickStream.ensureConsumer(n, settings),
+        applier,
+        epochs,
+        publish: publishQuotes,
+        metrics,
+        logger,
+        retryDelayMs: config.RETRY_DELAY_MS,
+        ackWaitMs: config.CONSUMER_ACK_WAIT_MS,
+      });
+      consumers.push(c);
+      c.start();
+    }
+    writer = new CheckpointWriter({
+      store,
+      checkpoints: checkpoints!,
+      partitions: config.TICK_PARTITIONS,
+      intervalMs: config.CHECKPOINT_INTERVAL_MS,
+      token: id,
+      logger,
+      metrics,
+    });
+    writer.start();
+    const sample = () => {
+      void Promise.all(
+        Array.from({ length: config.TICK_PARTITIONS }, (_, n) =>
+          tickStream
+            .pending(config.CONSUMER_PREFIX, n)
+            .then((p) => metrics.consumerPending.set({ partition: String(n) }, p))
+            .catch(() => undefined),
+        ),
+      ).finally(() => {
+        if (!stopped) {
+          sampler = setTimeout(sample, config.CONSUMER_PENDING_SAMPLE_MS);
+          sampler.unref();
+        }
+      });
+    };
+    sample();
+  }
+
+  return {
+    id,
+    store,
+    epochs,
+    mirror,
+    hub,
+    rebuilder,
+    metrics,
+    checks,
+    setUp,
+    notReadyReason,
+    checkpointWriter: () => writer,
+    register: (server) => registerPriceService(server, handlers),
+    start: () => {
+      subscription = nc.subscribe('quotes.>', {
+        callback: (err, msg) => {
+          if (err) return;
+          try {
+            hub.handleMessage(msg.subject, msg.data);
+          } catch (e) {
+            // A callback that throws would end the subscription: log and carry on.
+            logger.error({ err: e, subject: msg.subject }, 'quote notification handling failed');
+          }
+        },
+      });
+      // Updates published while this replica's NATS connection was down were
+      // missed: reload the mirror and resend every stream a snapshot.
+      void (async () => {
+        for await (const s of nc.status()) {
+          if (stopped) return;
+          const epoch = epochs.current();
+          if (s.type !== 'reconnect' || epoch === undefined) continue;
+          try {
+            await mirror.reload(Number(epoch));
+            if (epochs.current() === epoch) hub.resetAll(Number(epoch));
+          } catch (err) {
+            metrics.redisErrors.inc({ op: 'mirror' });
+            logger.warn(
+              { err: err instanceof Error ? err.message : String(err) },
+              'mirror resync after NATS reconnect failed',
+            );
+          }
+        }
+      })().catch(() => undefined);
+      setup()
+        .then(() => {
+          if (stopped) return;
+          startBackground();
+          resolveSetUp();
+        })
+        .catch((err: unknown) => logger.error({ err }, 'price-cache setup failed'));
+    },
+    stop: async () => {
+      stopped = true;
+      if (sampler) clearTimeout(sampler);
+      await Promise.all(consumers.map((c) => c.stop()));
+      await writer?.stop(true);
+      rebuilder.abort();
+      await epochs.stop();
+      subscription?.unsubscribe();
+    },
+  };
+}

@@ -1,0 +1,433 @@
+// Everything the price-cache keeps in Redis, and the only code that talks to
+// it. Keys (docs/price-cache.md "Redis keys"):
+//   tm:epoch              current cache epoch; absent = Redis was emptied or replaced
+//   tm:rebuild-lock       holder of the rebuild (SET NX PX, renewed)
+//   tm:symbols            set of symbols with a quote
+//   tm:p:<n>              last stream seq applied in partition n
+//   tm:q:<SYM>            quote hash: ss, st (seq, day, prices in minor units... packed)
+//   tm:w:<SYM>            producer_id -> "<producer_seq>:<stream seq>" dedupe watermarks
+//   tm:bars:1s:<SYM>      sorted set, score = bar start, member = "start:o:h:l:c:v:n"
+//   tm:bars:1m:<SYM>      likewise for minute bars
+// A message is applied with one pipelined read and one Lua call that writes
+// only if the epoch (or rebuild lock) and every symbol's ss are unchanged.
+import type { Redis } from 'ioredis';
+import { newView, type SymbolView } from './reducer.js';
+import {
+  decodeBar,
+  decodeQuoteState,
+  decodeWatermarks,
+  encodeBar,
+  encodeWatermark,
+  packQuoteState,
+  INTERVAL_MS,
+  type BarState,
+  type Interval,
+  type QuoteState,
+  type Watermark,
+} from './state.js';
+
+export const KEY = {
+  epoch: 'tm:epoch',
+  lock: 'tm:rebuild-lock',
+  checkpointLock: 'tm:checkpoint-lock',
+  symbols: 'tm:symbols',
+  partition: (n: number) => `tm:p:${n}`,
+  quote: (s: string) => `tm:q:${s}`,
+  watermarks: (s: string) => `tm:w:${s}`,
+  bars: (i: Interval, s: string) => `tm:bars:${i === 's' ? '1s' : '1m'}:${s}`,
+};
+
+// KEYS: epoch, lock, symbols, partition, then q/w/b1s/b1m per symbol.
+// ARGV: mode ('a' checks the epoch, 'r' the rebuild lock), token, partition
+// seq ('' = leave), retention 1s, retention 1m, nsym, nsym expected ss
+// ('*' = do not check), then per symbol: name, replace, ss, st ('' = leave
+// the quote), nw, watermark pairs, nd, deleted producers, nb, 1s bar
+// members, nm, 1m bar members (a member starts with its bar start).
+// Returns {0} ok, {1} epoch missing, {2, epoch} epoch changed, {3} lock lost,
+// {4, index, ss} conflict.
+const WRITE_LUA = `
+local mode = ARGV[1]
+if mode == 'a' then
+  local e = redis.call('GET', KEYS[1])
+  if not e then return {1} end
+  if e ~= ARGV[2] then return {2, e} end
+else
+  if redis.call('GET', KEYS[2]) ~= ARGV[2] then return {3} end
+end
+local nsym = tonumber(ARGV[6])
+for j = 1, nsym do
+  local exp = ARGV[6 + j]
+  if exp ~= '*' then
+    local cur = redis.call('HGET', KEYS[4 + 4 * (j - 1) + 1], 'ss') or '0'
+    if cur ~= exp then return {4, j - 1, cur} end
+  end
+end
+local keep = {tonumber(ARGV[4]), tonumber(ARGV[5])}
+local i = 7 + nsym
+for j = 1, nsym do
+  local base = 4 + 4 * (j - 1)
+  local qk, wk = KEYS[base + 1], KEYS[base + 2]
+  local sym, replace = ARGV[i], ARGV[i + 1]
+  if replace == '1' then redis.call('DEL', qk, wk, KEYS[base + 3], KEYS[base + 4]) end
+  if ARGV[i + 2] ~= '' then
+    redis.call('HSET', qk, 'ss', ARGV[i + 2], 'st', ARGV[i + 3])
+    redis.call('SADD', KEYS[3], sym)
+  end
+  i = i + 4
+  local n = tonumber(ARGV[i]); i = i + 1
+  if n > 0 then redis.call('HSET', wk, unpack(ARGV, i, i + 2 * n - 1)); i = i + 2 * n end
+  n = tonumber(ARGV[i]); i = i + 1
+  if n > 0 then redis.call('HDEL', wk, unpack(ARGV, i, i + n - 1)); i = i + n end
+  for k = 1, 2 do
+    local bk = KEYS[base + 2 + k]
+    n = tonumber(ARGV[i]); i = i + 1
+    for b = 1, n do
+      local member = ARGV[i]
+      local s = string.match(member, '^(%d+):')
+      if replace ~= '1' then redis.call('ZREMRANGEBYSCORE', bk, s, s) end
+      redis.call('ZADD', bk, s, member)
+      i = i + 1
+    end
+    if n > 0 then redis.call('ZREMRANGEBYRANK', bk, 0, -(keep[k] + 1)) end
+  end
+end
+if ARGV[3] ~= '' then
+  local cur = tonumber(redis.call('GET', KEYS[4]) or '0')
+  if tonumber(ARGV[3]) > cur then redis.call('SET', KEYS[4], ARGV[3]) end
+end
+return {0}
+`;
+
+// KEYS: lock; ARGV: token, ttl. Renews the lock only while we hold it.
+const RENEW_LUA = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+`;
+
+// KEYS: lock, epoch; ARGV: token, new epoch. The epoch is the last thing a rebuild writes.
+const FINISH_LUA = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('DEL', KEYS[1])
+return 1
+`;
+
+// KEYS: lock; ARGV: token.
+const RELEASE_LUA = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+export type WriteMode = { kind: 'apply'; epoch: string } | { kind: 'rebuild'; token: string };
+
+export type WriteOutcome =
+  | { ok: true }
+  | { ok: false; reason: 'epoch_missing' }
+  | { ok: false; reason: 'epoch_changed'; epoch: string }
+  | { ok: false; reason: 'lock_lost' }
+  | { ok: false; reason: 'conflict'; symbol: string; ss: string };
+
+export interface WriteItem {
+  view: SymbolView;
+  /** The ss the state had when read ('0' = none); '*' skips the check. */
+  expectedSs: string;
+  /** Replace everything of the symbol (restore from a checkpoint). */
+  replace?: boolean;
+}
+
+export interface FullSymbol {
+  symbol: string;
+  state: QuoteState | undefined;
+  watermarks: Map<string, Watermark>;
+  bars: Record<Interval, BarState[]>;
+}
+
+type ScriptFn = (...args: Array<string | number>) => Promise<unknown>;
+
+export class RedisStore {
+  private readonly writeScript: ScriptFn;
+  private readonly renewScript: ScriptFn;
+  private readonly finishScript: ScriptFn;
+  private readonly releaseScript: ScriptFn;
+  /** Bars read per interval for an apply: a superset of those the late bound lets change. */
+  private readonly window: Record<Interval, number>;
+
+  constructor(
+    readonly redis: Redis,
+    private readonly opts: { retention: Record<Interval, number>; lateTickBoundMs: number },
+  ) {
+    const r = redis as unknown as Record<string, ScriptFn | undefined>;
+    if (!r.tmWrite) {
+      // defineCommand uses EVALSHA and falls back to EVAL after a Redis restart.
+      redis.defineCommand('tmWrite', { lua: WRITE_LUA });
+      redis.defineCommand('tmRenew', { lua: RENEW_LUA, numberOfKeys: 1 });
+      redis.defineCommand('tmFinish', { lua: FINISH_LUA, numberOfKeys: 2 });
+      redis.defineCommand('tmRelease', { lua: RELEASE_LUA, numberOfKeys: 1 });
+    }
+    this.writeScript = r.tmWrite!.bind(redis);
+    this.renewScript = r.tmRenew!.bind(redis);
+    this.finishScript = r.tmFinish!.bind(redis);
+    this.releaseScript = r.tmRelease!.bind(redis);
+    this.window = {
+      s: Math.ceil(opts.lateTickBoundMs / INTERVAL_MS.s) + 2,
+      m: Math.ceil(opts.lateTickBoundMs / INTERVAL_MS.m) + 2,
+    };
+  }
+
+  get ready(): boolean {
+    return this.redis.status === 'ready';
+  }
+
+  async getEpoch(): Promise<string | null> {
+    return this.redis.get(KEY.epoch);
+  }
+
+  /** One round trip: the epoch and, per symbol, quote, watermarks and the bars that can still change. */
+  async readForApply(
+    symbols: string[],
+  ): Promise<{ epoch: string | null; views: Map<string, SymbolView>; readSs: Map<string, string> }> {
+    const p = this.redis.pipeline().get(KEY.epoch);
+    for (const s of symbols) {
+      p.hgetall(KEY.quote(s))
+        .hgetall(KEY.watermarks(s))
+        .zrange(KEY.bars('s', s), String(-this.window.s), '-1')
+        .zrange(KEY.bars('m', s), String(-this.window.m), '-1');
+    }
+    const res = unwrap(await p.exec());
+    const views = new Map<string, SymbolView>();
+    const readSs = new Map<string, string>();
+    symbols.forEach((s, j) => {
+      const base = 1 + j * 4;
+      const state = decodeQuoteState(res[base] as Record<string, string>, s);
+      views.set(
+        s,
+        newView(s, state, decodeWatermarks(res[base + 1] as Record<string, string>, s), {
+          s: barMap(res[base + 2] as string[]),
+          m: barMap(res[base + 3] as string[]),
+        }),
+      );
+      readSs.set(s, state ? String(state.ss) : '0');
+    });
+    return { epoch: res[0] as string | null, views, readSs };
+  }
+
+  /** Writes the dirty parts of the views atomically, guarded (see WRITE_LUA). */
+  async write(
+    mode: WriteMode,
+    items: WriteItem[],
+    partition?: { n: number; seq: number },
+  ): Promise<WriteOutcome> {
+    const keys: string[] = [KEY.epoch, KEY.lock, KEY.symbols, KEY.partition(partition?.n ?? 0)];
+    const args: Array<string | number> = [
+      mode.kind === 'apply' ? 'a' : 'r',
+      mode.kind === 'apply' ? mode.epoch : mode.token,
+      partition ? String(partition.seq) : '',
+      this.opts.retention.s,
+      this.opts.retention.m,
+      items.length,
+    ];
+    for (const it of items) {
+      const s = it.view.symbol;
+      keys.push(KEY.quote(s), KEY.watermarks(s), KEY.bars('s', s), KEY.bars('m', s));
+      args.push(it.expectedSs);
+    }
+    for (const it of items) encodeSegment(it, args);
+    const res = (await this.writeScript(keys.length, ...keys, ...args)) as Array<number | string>;
+    switch (Number(res[0])) {
+      case 0:
+        return { ok: true };
+      case 1:
+        return { ok: false, reason: 'epoch_missing' };
+      case 2:
+        return { ok: false, reason: 'epoch_changed', epoch: String(res[1]) };
+      case 3:
+        return { ok: false, reason: 'lock_lost' };
+      default:
+        return {
+          ok: false,
+          reason: 'conflict',
+          symbol: items[Number(res[1])]?.view.symbol ?? '?',
+          ss: String(res[2]),
+        };
+    }
+  }
+
+  /** Everything stored for the symbols (checkpoints). */
+  async readFull(symbols: string[]): Promise<FullSymbol[]> {
+    const p = this.redis.pipeline();
+    for (const s of symbols) {
+      p.hgetall(KEY.quote(s))
+        .hgetall(KEY.watermarks(s))
+        .zrange(KEY.bars('s', s), '0', '-1')
+        .zrange(KEY.bars('m', s), '0', '-1');
+    }
+    const res = unwrap(await p.exec());
+    return symbols.map((symbol, j) => ({
+      symbol,
+      state: decodeQuoteState(res[j * 4] as Record<string, string>, symbol),
+      watermarks: decodeWatermarks(res[j * 4 + 1] as Record<string, string>, symbol),
+      bars: {
+        s: (res[j * 4 + 2] as string[]).map(decodeBar),
+        m: (res[j * 4 + 3] as string[]).map(decodeBar),
+      },
+    }));
+  }
+
+  /** The raw stored form (checkpoints keep it verbatim: no re-encoding). */
+  async readRaw(
+    symbols: string[],
+  ): Promise<
+    Array<{ symbol: string; q: Record<string, string>; w: Record<string, string>; s: string[]; m: string[] }>
+  > {
+    const p = this.redis.pipeline();
+    for (const s of symbols) {
+      p.hgetall(KEY.quote(s))
+        .hgetall(KEY.watermarks(s))
+        .zrange(KEY.bars('s', s), '0', '-1')
+        .zrange(KEY.bars('m', s), '0', '-1');
+    }
+    const res = unwrap(await p.exec());
+    return symbols.map((symbol, j) => ({
+      symbol,
+      q: res[j * 4] as Record<string, string>,
+      w: res[j * 4 + 1] as Record<string, string>,
+      s: res[j * 4 + 2] as string[],
+      m: res[j * 4 + 3] as string[],
+    }));
+  }
+
+  /** Quote states of the symbols (absent ones are left out). */
+  async readQuoteStates(symbols: string[]): Promise<Map<string, QuoteState>> {
+    const out = new Map<string, QuoteState>();
+    if (symbols.length === 0) return out;
+    const p = this.redis.pipeline();
+    for (const s of symbols) p.hgetall(KEY.quote(s));
+    const res = unwrap(await p.exec());
+    symbols.forEach((s, j) => {
+      const state = decodeQuoteState(res[j] as Record<string, string>, s);
+      if (state) out.set(s, state);
+    });
+    return out;
+  }
+
+  /** The ss of each symbol (0 when it has none): a cheap change check for checkpoints. */
+  async readSs(symbols: string[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    if (symbols.length === 0) return out;
+    const p = this.redis.pipeline();
+    for (const s of symbols) p.hget(KEY.quote(s), 'ss');
+    const res = unwrap(await p.exec());
+    symbols.forEach((s, j) => out.set(s, Number(res[j] ?? 0) || 0));
+    return out;
+  }
+
+  async symbols(): Promise<string[]> {
+    return (await this.redis.smembers(KEY.symbols)).sort();
+  }
+
+  async partitionSeqs(partitions: number): Promise<Array<number | undefined>> {
+    const keys = Array.from({ length: partitions }, (_, n) => KEY.partition(n));
+    const values = await this.redis.mget(...keys);
+    return values.map((v) => (v === null ? undefined : Number(v)));
+  }
+
+  /** Most recent `limit` bars with start in [from, to] (inclusive), oldest first. */
+  async bars(
+    symbol: string,
+    interval: Interval,
+    from: number | '-inf',
+    to: number | '+inf',
+    limit: number,
+  ): Promise<BarState[]> {
+    const members = await this.redis.zrevrangebyscore(
+      KEY.bars(interval, symbol),
+      to,
+      from,
+      'LIMIT',
+      0,
+      limit,
+    );
+    return members.map(decodeBar).reverse();
+  }
+
+  /**
+   * Deletes every tm:* key but the rebuild lock, while we hold it: a rebuild
+   * starts from nothing, so leftovers of a half-emptied Redis cannot survive.
+   */
+  async clear(token: string): Promise<void> {
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', 'tm:*', 'COUNT', 1000);
+      cursor = next;
+      const doomed = keys.filter((k) => k !== KEY.lock);
+      if (doomed.length > 0) {
+        if ((await this.redis.get(KEY.lock)) !== token) throw new Error('rebuild lock lost');
+        await this.redis.del(...doomed);
+      }
+    } while (cursor !== '0');
+  }
+
+  async acquireLock(token: string, ttlMs: number): Promise<boolean> {
+    return (await this.redis.set(KEY.lock, token, 'PX', ttlMs, 'NX')) === 'OK';
+  }
+
+  async renewLock(token: string, ttlMs: number): Promise<boolean> {
+    return Number(await this.renewScript(KEY.lock, token, ttlMs)) === 1;
+  }
+
+  async releaseLock(token: string): Promise<void> {
+    await this.releaseScript(KEY.lock, token);
+  }
+
+  /** Sets the new epoch and frees the lock, only while we still hold it. */
+  async finishRebuild(token: string, epoch: string): Promise<boolean> {
+    return Number(await this.finishScript(KEY.lock, KEY.epoch, token, epoch)) === 1;
+  }
+
+  /** A short exclusive lease (one checkpoint writer at a time). */
+  async tryLease(key: string, token: string, ttlMs: number): Promise<boolean> {
+    return (await this.redis.set(key, token, 'PX', ttlMs, 'NX')) === 'OK';
+  }
+
+  async releaseLease(key: string, token: string): Promise<void> {
+    await this.releaseScript(key, token);
+  }
+}
+
+function encodeSegment(it: WriteItem, args: Array<string | number>): void {
+  const v = it.view;
+  args.push(v.symbol, it.replace ? '1' : '0');
+  if (it.replace || v.dirty.state) {
+    if (!v.state) throw new Error(`no state to write for ${v.symbol}`);
+    args.push(String(v.state.ss), packQuoteState(v.state));
+  } else {
+    args.push('', '');
+  }
+  const wm = it.replace ? [...v.watermarks.keys()] : [...v.dirty.wmSet];
+  args.push(wm.length);
+  for (const producer of wm) args.push(producer, encodeWatermark(v.watermarks.get(producer)!));
+  const deleted = it.replace ? [] : [...v.dirty.wmDel];
+  args.push(deleted.length, ...deleted);
+  for (const interval of ['s', 'm'] as const) {
+    const starts = it.replace ? [...v.bars[interval].keys()] : [...v.dirty.bars[interval]];
+    args.push(starts.length);
+    for (const start of starts) args.push(encodeBar(v.bars[interval].get(start)!));
+  }
+}
+
+function barMap(members: string[]): Map<number, BarState> {
+  const m = new Map<number, BarState>();
+  for (const member of members) {
+    const b = decodeBar(member);
+    m.set(b.start, b);
+  }
+  return m;
+}
+
+function unwrap(results: Array<[Error | null, unknown]> | null): unknown[] {
+  if (!results) throw new Error('redis pipeline aborted');
+  return results.map(([err, value]) => {
+    if (err) throw err;
+    return value;
+  });
+}

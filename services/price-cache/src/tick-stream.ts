@@ -1,0 +1,163 @@
+// The tick stream as the price-cache sees it: whether it exists, its durable
+// per-partition consumers (created or updated idempotently at start), the
+// last sequence of a partition, and an ordered replay of a partition's tail.
+import {
+  AckPolicy,
+  DeliverPolicy,
+  JetStreamApiError,
+  ReplayPolicy,
+  jetstream,
+  jetstreamManager,
+  type ConsumerConfig,
+  type JetStreamClient,
+  type JetStreamManager,
+} from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from '../../common/src/logger.js';
+import { tickSubject } from '../../common/src/ticks/contract.js';
+
+const nanos = (ms: number) => ms * 1_000_000;
+
+export interface ConsumerSettings {
+  prefix: string;
+  ackWaitMs: number;
+}
+
+export class TickStream {
+  readonly js: JetStreamClient;
+  private jsmPromise: Promise<JetStreamManager> | undefined;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    readonly stream: string,
+    private readonly logger: Logger,
+  ) {
+    this.js = jetstream(nc);
+  }
+
+  /** The manager, created on first use (it needs JetStream to answer); retried after a failure. */
+  private jsm(): Promise<JetStreamManager> {
+    this.jsmPromise ??= jetstreamManager(this.nc, { timeout: 5000 }).catch((err: unknown) => {
+      this.jsmPromise = undefined;
+      throw err;
+    });
+    return this.jsmPromise;
+  }
+
+  consumerName(prefix: string, partition: number): string {
+    return `${prefix}${partition}`;
+  }
+
+  /** True when the stream exists; false when it does not; throws when JetStream does not answer. */
+  async exists(): Promise<boolean> {
+    try {
+      await (await this.jsm()).streams.info(this.stream);
+      return true;
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === 10059) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * One durable pull consumer per partition, at most one message in flight
+   * (max_ack_pending 1: the ordering argument in docs/price-cache.md). Creating
+   * an identical consumer is a no-op; a changed ack wait is updated in place.
+   */
+  async ensureConsumers(partitions: number, s: ConsumerSettings): Promise<void> {
+    for (let n = 0; n < partitions; n++) await this.ensureConsumer(n, s);
+  }
+
+  async ensureConsumer(n: number, s: ConsumerSettings): Promise<void> {
+    const name = this.consumerName(s.prefix, n);
+    const config: Partial<ConsumerConfig> = {
+      durable_name: name,
+      filter_subject: tickSubject(n),
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      replay_policy: ReplayPolicy.Instant,
+      max_ack_pending: 1,
+      ack_wait: nanos(s.ackWaitMs),
+      max_deliver: -1,
+    };
+    const jsm = await this.jsm();
+    try {
+      await jsm.consumers.add(this.stream, config);
+    } catch (err) {
+      // Exists with another configuration: bring the settings we own up to date.
+      const info = await jsm.consumers.info(this.stream, name).catch(() => undefined);
+      if (!info) throw err;
+      if (info.config.filter_subject !== tickSubject(n)) {
+        throw new Error(
+          `consumer ${name} filters ${info.config.filter_subject}, expected ${tickSubject(n)}: delete it`,
+          {
+            cause: err,
+          },
+        );
+      }
+      await jsm.consumers.update(this.stream, name, {
+        ack_wait: nanos(s.ackWaitMs),
+        max_ack_pending: 1,
+        max_deliver: -1,
+      });
+      this.logger.info({ consumer: name }, 'consumer configuration updated');
+    }
+  }
+
+  /** Messages not yet acknowledged by a partition's durable consumer. */
+  async pending(prefix: string, partition: number): Promise<number> {
+    const info = await (await this.jsm()).consumers.info(this.stream, this.consumerName(prefix, partition));
+    return info.num_pending + info.num_ack_pending;
+  }
+
+  /** The stream sequence of the newest message of a partition (0 when it has none). */
+  async lastSeq(partition: number): Promise<number> {
+    const m = await (
+      await this.jsm()
+    ).streams.getMessage(this.stream, { last_by_subj: tickSubject(partition) });
+    return m?.seq ?? 0;
+  }
+
+  /**
+   * The partition's messages with stream seq in [fromSeq, toSeq], in order,
+   * through an ordered (ephemeral, unacknowledged) consumer. Fails when no
+   * message arrives for idleTimeoutMs (the stream lost them, or NATS is down).
+   */
+  async *replay(
+    partition: number,
+    fromSeq: number,
+    toSeq: number,
+    idleTimeoutMs: number,
+  ): AsyncGenerator<{ seq: number; data: Uint8Array }> {
+    if (toSeq < fromSeq) return;
+    const consumer = await this.js.consumers.get(this.stream, {
+      filter_subjects: tickSubject(partition),
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: Math.max(1, fromSeq),
+    });
+    const messages = await consumer.consume({ max_messages: 1000 });
+    let idle: NodeJS.Timeout | undefined;
+    let timedOut = false;
+    const arm = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => {
+        timedOut = true;
+        void messages.close();
+      }, idleTimeoutMs);
+    };
+    try {
+      arm();
+      for await (const m of messages) {
+        arm();
+        if (m.seq > toSeq) break;
+        yield { seq: m.seq, data: m.data };
+        if (m.seq >= toSeq) break;
+      }
+      if (timedOut)
+        throw new Error(`replay of partition ${partition} stalled (no message for ${idleTimeoutMs} ms)`);
+    } finally {
+      clearTimeout(idle);
+      await messages.close();
+    }
+  }
+}

@@ -1,0 +1,378 @@
+// Consume and apply against real NATS (JetStream) and Redis, private per test:
+// resends and redeliveries applied once, one replica and two at once reach
+// the same exact state, FLUSHALL is rebuilt (timed), and a Redis outage
+// stops acks and heals by itself.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { status } from '@grpc/grpc-js';
+import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Redis } from 'ioredis';
+import {
+  startNats,
+  startRedis,
+  type NatsTestServer,
+  type RedisTestServer,
+} from '../../../tests/support/servers.js';
+import { healthClient, healthStatus, waitForHealth } from '../../common/test/health-client.js';
+import { createClient } from '../../common/src/grpc/client.js';
+import { PriceServiceClient } from '../../common/src/gen/tickmesh/price/v1/price.js';
+import { decodeBatch, partitionOf } from '../../common/src/ticks/contract.js';
+import { Applier } from '../src/applier.js';
+import { KEY, RedisStore } from '../src/redis-store.js';
+import {
+  connectTestNats,
+  createTickStream,
+  ctx,
+  makeTicks,
+  PARTITIONS,
+  publishTicks,
+  readStream,
+  redisState,
+  startReplica,
+  testEnv,
+  waitFor,
+  waitForExactState,
+  whenReady,
+  type Replica,
+} from './support.js';
+
+const T0 = Date.UTC(2024, 2, 4, 7, 0, 0); // 10:00 in Istanbul
+const SYMBOLS = ['THYAO', 'GARAN', 'AKBNK', 'EKGYO', 'ZZZ1'];
+
+interface Env {
+  nats: NatsTestServer;
+  redisServer: RedisTestServer;
+  nc: NatsConnection;
+  js: JetStreamClient;
+  redis: Redis;
+  replicas: Replica[];
+}
+
+async function setUp(): Promise<Env> {
+  const nats = await startNats();
+  const redisServer = await startRedis();
+  const nc = await connectTestNats(nats.url);
+  await createTickStream(nc);
+  const redis = new Redis(redisServer.url, {
+    maxRetriesPerRequest: 1,
+    retryStrategy: (n) => Math.min(n * 50, 500),
+  });
+  redis.on('error', () => undefined);
+  return { nats, redisServer, nc, js: jetstream(nc), redis, replicas: [] };
+}
+
+async function tearDown(e: Env | undefined): Promise<void> {
+  if (!e) return;
+  for (const r of e.replicas) await r.stop().catch(() => undefined);
+  e.redis.disconnect();
+  await e.nc.close().catch(() => undefined);
+  await e.nats.stop();
+  await e.redisServer.stop();
+}
+
+async function metricValue(r: Replica, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const m = await r.app.metrics[name as keyof typeof r.app.metrics].get();
+  return m.values
+    .filter((v) =>
+      Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want),
+    )
+    .reduce((a, v) => a + v.value, 0);
+}
+
+/** Takes messages off a durable consumer like a replica that dies before acking: they come back after ack_wait. */
+async function stealAndDrop(e: Env, consumer: string, count: number, apply: boolean): Promise<number> {
+  const store = new RedisStore(e.redis, { retention: { s: 60, m: 30 }, lateTickBoundMs: 5000 });
+  const applier = new Applier(store, ctx, { observe: () => undefined }, { maxRetries: 5 });
+  const c = await e.js.consumers.get('TICKS', consumer);
+  let taken = 0;
+  for (let i = 0; i < count * 10 && taken < count; i++) {
+    const m = await c.next({ expires: 1000 });
+    if (!m) continue;
+    taken++;
+    // Applied but never acked: the redelivery must not apply it again.
+    if (apply) await applier.apply(Number(consumer.slice(-1)), m.seq, decodeBatch(m.data));
+  }
+  return taken;
+}
+
+describe('one replica: a known sequence with resends and redeliveries', () => {
+  let e: Env | undefined;
+  before(async () => {
+    e = await setUp();
+  });
+  after(() => tearDown(e));
+
+  it('applies every distinct tick once, in order, quotes and bars exact', async () => {
+    const env = e!;
+    const a = makeTicks({ producer: 'A', firstSeq: 1, n: 120, symbols: SYMBOLS, t0: T0 });
+    const b = makeTicks({ producer: 'B', firstSeq: 1, n: 60, symbols: ['THYAO', 'EKGYO'], t0: T0 + 50 });
+    // Publish before the replica starts: the durable consumers begin at the stream start.
+    for (let i = 0; i < 60; i += 20) await publishTicks(env.js, a.slice(i, i + 20));
+    const replica = await startReplica(testEnv(env.nats.url, env.redisServer.url));
+    env.replicas.push(replica);
+    await whenReady(replica);
+    // A replica that takes messages and dies: some applied-but-unacked, some untouched.
+    const stealing = Promise.all([
+      stealAndDrop(env, 'price-cache-p0', 2, true),
+      stealAndDrop(env, 'price-cache-p1', 1, false),
+    ]);
+    for (let i = 60; i < 120; i += 5) await publishTicks(env.js, a.slice(i, i + 5));
+    for (let i = 0; i < 60; i += 5) await publishTicks(env.js, b.slice(i, i + 5));
+    const stolen = (await stealing).reduce((x, y) => x + y, 0);
+    // Resends: the same ticks re-batched (new message ids, so JetStream stores them) ...
+    for (let i = 40; i < 100; i += 7)
+      await publishTicks(env.js, a.slice(i, i + 7), { msgIdSuffix: '/resend' });
+    // ... and one batch retried with its own id (JetStream drops it: duplicate window).
+    const retried = await publishTicks(env.js, a.slice(100, 105));
+    assert.ok(
+      retried.every((p) => p.duplicate),
+      'a retried batch with the same message id is stored once',
+    );
+    await publishTicks(env.js, b.slice(10, 30), { msgIdSuffix: '/resend2' });
+
+    const expected = await waitForExactState(env.nc, env.redis, 'exact state after resends and redeliveries');
+    // Independent spot checks (not from the reducer): seq and volume count each distinct tick once.
+    const all = [...a, ...b];
+    for (const s of SYMBOLS) {
+      const mine = all.filter((t) => t.symbol === s);
+      const got = expected.get(s)!.state!;
+      assert.equal(got.seq, mine.length, `${s} seq`);
+      assert.equal(
+        got.volume,
+        mine.reduce((n, t) => n + t.size, 0),
+        `${s} volume`,
+      );
+      assert.equal(got.trades, mine.length, `${s} trades`);
+    }
+    const thyao = expected.get('THYAO')!.state!;
+    const lastThyao = [...a, ...b]
+      .filter((t) => t.symbol === 'THYAO')
+      .sort((x, y) => x.eventTimeMs - y.eventTimeMs);
+    assert.equal(thyao.high, Math.max(...lastThyao.map((t) => Math.round(t.price * 100))));
+    assert.equal(thyao.prevClose, 28550, 'reference price of the universe');
+    // Bars: the 1-minute bars hold every distinct tick's volume.
+    const bars1m = expected.get('GARAN')!.bars1m.map((m) => Number(m.split(':')[5]));
+    assert.equal(
+      bars1m.reduce((x, y) => x + y, 0),
+      expected.get('GARAN')!.state!.volume,
+    );
+
+    assert.ok(stolen > 0, 'some messages were taken by the dying replica');
+    assert.ok(
+      (await metricValue(replica, 'ticksSkipped', { reason: 'duplicate' })) > 0,
+      'resends were dropped',
+    );
+    await waitFor(
+      async () => (await metricValue(replica, 'ticksSkipped', { reason: 'redelivered' })) > 0,
+      'a redelivery skipped',
+      20_000,
+    );
+  });
+
+  it('a redelivered message whose write already happened changes nothing (applier level)', async () => {
+    const env = e!;
+    const store = new RedisStore(env.redis, { retention: { s: 60, m: 30 }, lateTickBoundMs: 5000 });
+    const applier = new Applier(store, ctx, { observe: () => undefined }, { maxRetries: 3 });
+    const before = JSON.stringify([...(await redisState(env.redis))]);
+    for (const m of (await readStream(env.nc)).slice(-5)) {
+      const out = await applier.apply(partitionOf(m.ticks[0]!.symbol, PARTITIONS), m.seq, m.ticks);
+      assert.equal(out.quotes.length, 0);
+      assert.equal(out.wrote, false);
+    }
+    assert.equal(JSON.stringify([...(await redisState(env.redis))]), before);
+  });
+});
+
+describe('two replicas at once', () => {
+  let e: Env | undefined;
+  before(async () => {
+    e = await setUp();
+  });
+  after(() => tearDown(e));
+
+  it('end in exactly the state one replica reaches', async () => {
+    const env = e!;
+    const r1 = await startReplica(testEnv(env.nats.url, env.redisServer.url), 'r1');
+    const r2 = await startReplica(testEnv(env.nats.url, env.redisServer.url), 'r2');
+    env.replicas.push(r1, r2);
+    await Promise.all([whenReady(r1), whenReady(r2)]);
+    const a = makeTicks({ producer: 'A', firstSeq: 1, n: 400, symbols: SYMBOLS, t0: T0 });
+    const b = makeTicks({ producer: 'B', firstSeq: 1, n: 200, symbols: ['THYAO', 'GARAN'], t0: T0 + 30 });
+    for (let i = 0; i < 400; i += 10) {
+      await publishTicks(env.js, a.slice(i, i + 10));
+      if (i % 20 === 0) await publishTicks(env.js, b.slice(i / 2, i / 2 + 10));
+      if (i % 50 === 0 && i > 0)
+        await publishTicks(env.js, a.slice(i - 15, i + 3), { msgIdSuffix: '/resend' });
+    }
+    const expected = await waitForExactState(env.nc, env.redis, 'two replicas converge');
+    assert.equal(expected.get('THYAO')!.state!.seq, [...a, ...b].filter((t) => t.symbol === 'THYAO').length);
+    const applied1 = await metricValue(r1, 'messages', { outcome: 'applied' });
+    const applied2 = await metricValue(r2, 'messages', { outcome: 'applied' });
+    assert.ok(applied1 > 0 && applied2 > 0, `both replicas applied messages (${applied1}, ${applied2})`);
+
+    // FLUSHALL while ticks flow: exactly one replica rebuilds, both end in the exact state.
+    const rebuildsBefore = (await metricValue(r1, 'rebuilds')) + (await metricValue(r2, 'rebuilds'));
+    const more = makeTicks({ producer: 'C', firstSeq: 1, n: 200, symbols: SYMBOLS, t0: T0 + 100_000 });
+    for (let i = 0; i < 200; i += 10) {
+      await publishTicks(env.js, more.slice(i, i + 10));
+      if (i === 100) await env.redisServer.flushAll();
+    }
+    await waitForExactState(env.nc, env.redis, 'two replicas after FLUSHALL');
+    const rebuildsAfter = (await metricValue(r1, 'rebuilds')) + (await metricValue(r2, 'rebuilds'));
+    assert.equal(rebuildsAfter - rebuildsBefore, 1, 'one rebuild, by one replica');
+    await Promise.all([whenReady(r1), whenReady(r2)]);
+  });
+});
+
+describe('Redis is a cache', () => {
+  let e: Env | undefined;
+  let replica: Replica;
+  before(async () => {
+    e = await setUp();
+    replica = await startReplica(testEnv(e.nats.url, e.redisServer.url));
+    e.replicas.push(replica);
+    await whenReady(replica);
+  });
+  after(() => tearDown(e));
+
+  it('FLUSHALL is rebuilt from checkpoints plus the stream tail to the exact state', async () => {
+    const env = e!;
+    for (let i = 0; i < 10; i++)
+      await publishTicks(
+        env.js,
+        makeTicks({ producer: 'A', firstSeq: 1 + i * 100, n: 100, symbols: SYMBOLS, t0: T0 }),
+      );
+    await waitForExactState(env.nc, env.redis, 'initial state');
+    // Let a checkpoint round cover it, then add a tail that no checkpoint covers.
+    const kvMarks = async () => {
+      const kv = await new Kvm(env.js).open('tickmesh_checkpoints');
+      const e2 = await kv.get('p.0');
+      return e2 ? Number(e2.string()) : 0;
+    };
+    await waitFor(async () => (await kvMarks()) > 0, 'a partition checkpoint', 20_000);
+    // No more checkpoints from here: the tail below exists only in the stream.
+    await replica.app.checkpointWriter()!.stop(false);
+    for (let i = 10; i < 14; i++)
+      await publishTicks(
+        env.js,
+        makeTicks({ producer: 'A', firstSeq: 1 + i * 100, n: 100, symbols: SYMBOLS, t0: T0 }),
+      );
+    await waitForExactState(env.nc, env.redis, 'state with tail');
+    const epochBefore = await env.redis.get(KEY.epoch);
+    const started = performance.now();
+    await env.redisServer.flushAll();
+    await waitForExactState(env.nc, env.redis, 'rebuilt state');
+    const ms = performance.now() - started;
+    const epochAfter = await env.redis.get(KEY.epoch);
+    assert.notEqual(epochAfter, epochBefore, 'a rebuild sets a new epoch');
+    const report = replica.app.rebuilder.lastReport!;
+    console.log(
+      `# FLUSHALL -> exact state in ${ms.toFixed(0)} ms (rebuild ${report.ms.toFixed(0)} ms, ${report.restored} checkpoints restored, ${report.replayedMessages} messages replayed)`,
+    );
+    assert.ok(report.restored > 0, 'checkpoints were used');
+    assert.ok(report.replayedMessages > 0, 'the tail was replayed from the stream');
+    assert.ok(ms < 30_000);
+    // Quotes served after the rebuild carry the new epoch.
+    await waitFor(() => replica.app.notReadyReason() === undefined, 'ready again');
+    assert.equal(replica.app.mirror.get('THYAO')!.quote.epoch, Number(epochAfter));
+  });
+
+  it('while Redis is down: NOT_SERVING, UNAVAILABLE, nothing acked; then it heals by itself', async () => {
+    const env = e!;
+    const address = `127.0.0.1:${replica.grpcPort}`;
+    const health = healthClient(address);
+    const client = createClient(PriceServiceClient, address, {
+      unaryDeadlineMs: 3000,
+      service: 'tickmesh.price.v1.PriceService',
+    });
+    try {
+      await waitForHealth(health, 'tickmesh.price.v1.PriceService', 'SERVING');
+      const jsm = await jetstreamManager(env.nc);
+      await env.redisServer.stop();
+      await waitForHealth(health, 'tickmesh.price.v1.PriceService', 'NOT_SERVING');
+      assert.equal(await healthStatus(health, ''), 'SERVING', 'liveness stays SERVING');
+      assert.equal(await healthStatus(health, 'liveness'), 'SERVING');
+      const err = await new Promise<{ code?: number }>((resolve) =>
+        client.getQuote({ symbol: 'THYAO' }, (e2) => resolve(e2 ?? {})),
+      );
+      assert.equal(err.code, status.UNAVAILABLE);
+      const floorsBefore = await Promise.all(
+        [0, 1, 2, 3].map((n) =>
+          jsm.consumers.info('TICKS', `price-cache-p${n}`).then((i) => i.ack_floor.stream_seq),
+        ),
+      );
+      await publishTicks(
+        env.js,
+        makeTicks({ producer: 'C', firstSeq: 1, n: 40, symbols: SYMBOLS, t0: T0 + 5000 }),
+      );
+      await new Promise((r) => setTimeout(r, 2500));
+      const infos = await Promise.all(
+        [0, 1, 2, 3].map((n) => jsm.consumers.info('TICKS', `price-cache-p${n}`)),
+      );
+      assert.deepEqual(
+        infos.map((i) => i.ack_floor.stream_seq),
+        floorsBefore,
+        'no ack while Redis is down',
+      );
+      assert.ok(
+        infos.reduce((n, i) => n + i.num_pending + i.num_ack_pending, 0) > 0,
+        'the new ticks wait in the stream',
+      );
+      // Redis comes back empty (no persistence): rebuild, then serve again.
+      await env.redisServer.start();
+      await waitForExactState(env.nc, env.redis, 'state after the outage', 60_000);
+      await waitForHealth(health, 'tickmesh.price.v1.PriceService', 'SERVING', 30_000);
+      const q = await new Promise<{ quote?: { symbol: string; seq: number } }>((resolve, reject) =>
+        client.getQuote({ symbol: 'THYAO' }, (e2, res) => (e2 ? reject(e2) : resolve(res))),
+      );
+      assert.equal(q.quote!.symbol, 'THYAO');
+    } finally {
+      health.close();
+      client.close();
+    }
+  });
+});
+
+describe('NATS outage', () => {
+  let e: Env | undefined;
+  let replica: Replica;
+  before(async () => {
+    e = await setUp();
+    replica = await startReplica(testEnv(e.nats.url, e.redisServer.url));
+    e.replicas.push(replica);
+    await whenReady(replica);
+  });
+  after(() => tearDown(e));
+
+  it('NOT_SERVING while NATS is down, then consumes again by itself', async () => {
+    const env = e!;
+    await publishTicks(env.js, makeTicks({ producer: 'A', firstSeq: 1, n: 100, symbols: SYMBOLS, t0: T0 }));
+    await waitForExactState(env.nc, env.redis, 'before the outage');
+    const health = healthClient(`127.0.0.1:${replica.grpcPort}`);
+    try {
+      await env.nats.stop();
+      await waitForHealth(health, 'tickmesh.price.v1.PriceService', 'NOT_SERVING');
+      assert.equal(await healthStatus(health, ''), 'SERVING');
+      await env.nats.start();
+      await waitForHealth(health, 'tickmesh.price.v1.PriceService', 'SERVING', 60_000);
+      // The test's own connection reconnects too; publish after the outage.
+      await waitFor(
+        async () =>
+          (
+            await publishTicks(
+              env.js,
+              makeTicks({ producer: 'B', firstSeq: 1, n: 100, symbols: SYMBOLS, t0: T0 + 20_000 }),
+            )
+          ).length > 0,
+        'publish after the outage',
+        30_000,
+        500,
+      );
+      await waitForExactState(env.nc, env.redis, 'after the outage', 60_000);
+    } finally {
+      health.close();
+    }
+  });
+});
