@@ -54,16 +54,8 @@ if (mode === 'unary') {
   const nc = await connect({ servers: process.argv[3] ?? 'nats://127.0.0.1:4222' });
   const streams = new Set<ServerWritableStream<unknown, StreamFrame>>();
   const blocked = new Set<ServerWritableStream<unknown, StreamFrame>>();
-  let received = 0;
-  if (process.env.BENCH_DEBUG)
-    setInterval(
-      () =>
-        process.stderr.write(`bare: received ${received} streams ${streams.size} blocked ${blocked.size}\n`),
-      1000,
-    ).unref();
   nc.subscribe('quotes.>', {
     callback: (_err, msg) => {
-      received++;
       if (msg.subject === 'quotes._reset') return; // not a quote (the price-cache's rebuild notice)
       const bytes = msg.data.slice();
       let q: Quote;

@@ -75,7 +75,6 @@ async function phase(nc: NatsConnection, port: number, epoch: number, seqs: Map<
     const publishSeconds = (performance.now() - started) / 1000;
     await sleep(1500); // let the last updates arrive
     const end = samples.at(-1)!;
-    if (process.env.BENCH_DEBUG) console.log(JSON.stringify({ base, end, n: samples.length }));
     const seconds = publishSeconds;
     return {
       offeredUpdatesPerSecond: Math.round(published / publishSeconds),

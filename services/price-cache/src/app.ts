@@ -30,6 +30,9 @@ import { makeDayOf, type ReducerContext } from './reducer.js';
 import { RedisStore } from './redis-store.js';
 import { TickStream } from './tick-stream.js';
 
+/** Checks whose last result gates reads (with the cache state). */
+const DEPENDENCIES = ['redis', 'nats', 'ticks-stream'] as const;
+
 export interface PriceCacheDeps {
   config: PriceCacheConfig;
   nc: NatsConnection;
@@ -182,8 +185,7 @@ export function createPriceCache(deps: PriceCacheDeps): PriceCache {
     if (stopped) return 'shutting down';
     if (redis.status !== 'ready') return 'redis unavailable';
     if (nc.isClosed()) return 'nats unavailable';
-    for (const name of ['redis', 'nats', 'ticks-stream'])
-      if (up.get(name) !== true) return `${name} unavailable`;
+    for (const name of DEPENDENCIES) if (up.get(name) !== true) return `${name} unavailable`;
     return cacheProblem();
   }
 

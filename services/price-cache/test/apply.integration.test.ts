@@ -208,9 +208,10 @@ describe('two replicas at once', () => {
     }
     const expected = await waitForExactState(env.nc, env.redis, 'two replicas converge');
     assert.equal(expected.get('THYAO')!.state!.seq, [...a, ...b].filter((t) => t.symbol === 'THYAO').length);
-    const applied1 = await metricValue(r1, 'messages', { outcome: 'applied' });
-    const applied2 = await metricValue(r2, 'messages', { outcome: 'applied' });
-    assert.ok(applied1 > 0 && applied2 > 0, `both replicas applied messages (${applied1}, ${applied2})`);
+    // Both took part: each handled (applied, or found applied) some messages.
+    const handled1 = await metricValue(r1, 'messages');
+    const handled2 = await metricValue(r2, 'messages');
+    assert.ok(handled1 > 0 && handled2 > 0, `both replicas handled messages (${handled1}, ${handled2})`);
 
     // FLUSHALL while ticks flow: exactly one replica rebuilds, both end in the exact state.
     const rebuildsBefore = (await metricValue(r1, 'rebuilds')) + (await metricValue(r2, 'rebuilds'));

@@ -1,0 +1,106 @@
+// The WebSocket load generator's pure parts: source addresses, shares and
+// what a client makes of each frame of the gateway protocol.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { addressCount, shares, sourceAddress } from '../ws-loadgen/addresses.js';
+import { ClientState, WorkerStats } from '../ws-loadgen/client-state.js';
+import { summarize } from './histogram.js';
+
+void describe('source addresses', () => {
+  void it('puts at most maxPerIp clients on each address, from 127.0.0.2 up', () => {
+    assert.equal(sourceAddress(0, 100), '127.0.0.2');
+    assert.equal(sourceAddress(99, 100), '127.0.0.2');
+    assert.equal(sourceAddress(100, 100), '127.0.0.3');
+    assert.equal(sourceAddress(4999, 200), '127.0.0.26');
+    assert.equal(addressCount(5000, 200), 25);
+    const counts = new Map<string, number>();
+    for (let i = 0; i < 5000; i++)
+      counts.set(sourceAddress(i, 100), (counts.get(sourceAddress(i, 100)) ?? 0) + 1);
+    assert.equal(counts.size, 50);
+    assert.ok([...counts.values()].every((n) => n <= 100));
+  });
+
+  void it('continues past 127.0.0.254 on 127.0.1.x', () => {
+    assert.equal(sourceAddress(252, 1), '127.0.0.254');
+    assert.equal(sourceAddress(253, 1), '127.0.1.2');
+  });
+
+  void it('rejects nonsense', () => {
+    assert.throws(() => sourceAddress(-1, 10));
+    assert.throws(() => sourceAddress(0, 0));
+  });
+
+  void it('splits clients over workers contiguously and evenly', () => {
+    assert.deepEqual(shares(10, 3), [
+      { from: 0, to: 4 },
+      { from: 4, to: 7 },
+      { from: 7, to: 10 },
+    ]);
+    assert.deepEqual(shares(1, 4), [{ from: 0, to: 1 }]);
+  });
+});
+
+void describe('a load client', () => {
+  const quote = (symbol: string, seq: number, ts: number, extra = '') =>
+    `{"symbol":"${symbol}","seq":${seq},"epoch":3,"last":10.5,"volume":${seq * 10},"ts":${ts}${extra}}`;
+
+  void it('follows the protocol: welcome, reply, snapshot, quotes', () => {
+    const stats = new WorkerStats();
+    const replies: unknown[] = [];
+    const c = new ClientState(stats, 1, (id) => replies.push(id));
+    c.handleFrame('{"type":"welcome","protocol":"tickmesh.v1"}', 0);
+    c.handleFrame('{"type":"reply","op":"subscribe","id":1}', 0);
+    assert.equal(c.welcomed, true);
+    assert.equal(c.subscribed, true);
+    assert.deepEqual(replies, [1]);
+    c.handleFrame(
+      `{"type":"snapshot","quotes":[${quote('AAA', 5, 1000)},${quote('BBB', 9, 1000)}],"missing":[]}`,
+      0,
+    );
+    stats.startMeasuring();
+    c.startMeasuring();
+    // Received 1,005.5 ms after event time 1,000 ms → 5.5 ms.
+    c.handleFrame(
+      `{"type":"quotes","quotes":[${quote('AAA', 6, 1000)},${quote('BBB', 11, 1000, ',"conflated":true')}]}`,
+      1_005_500,
+    );
+    c.handleFrame(`{"type":"quotes","quotes":[${quote('AAA', 7, 1002)}]}`, 1_012_000);
+    assert.equal(stats.quotes, 3);
+    assert.equal(stats.quoteFrames, 2);
+    assert.equal(stats.conflated, 1);
+    const d = summarize(stats.delay);
+    assert.equal(d.count, 3);
+    assert.equal(Math.round(d.maxMs), 10);
+    // AAA: 6, 7 of (5, 7]; BBB: 11 of (9, 11] (10 was conflated away).
+    assert.deepEqual(c.tally({ AAA: { epoch: 3, seq: 7 }, BBB: { epoch: 3, seq: 11 } }), {
+      expected: 4,
+      received: 3,
+    });
+    assert.deepEqual(c.latest.get('BBB'), { epoch: 3, seq: 11, last: 10.5, volume: 110 });
+  });
+
+  void it('compares its final state with the expected one', () => {
+    const stats = new WorkerStats();
+    const c = new ClientState(stats);
+    c.handleFrame(`{"type":"snapshot","quotes":[${quote('AAA', 5, 1)}]}`, 0);
+    assert.deepEqual(c.finalStateDiffs({ AAA: { epoch: 3, seq: 5, last: 10.5, volume: 50 } }), []);
+    assert.deepEqual(c.finalStateDiffs({ AAA: { epoch: 3, seq: 6, last: 10.5, volume: 60 } }), ['AAA']);
+    assert.deepEqual(c.finalStateDiffs({ ZZZ: { epoch: 3, seq: 1, last: 1, volume: 1 } }), ['ZZZ']);
+  });
+
+  void it('counts errors by code and survives garbage', () => {
+    const stats = new WorkerStats();
+    const c = new ClientState(stats);
+    c.handleFrame('{"type":"error","code":"rate_limited","message":"slow down"}', 0);
+    c.handleFrame('not json', 0);
+    c.handleFrame('{"type":"quotes","quotes":[{"symbol":1}]}', 0);
+    c.handleFrame('{"type":"mystery"}', 0);
+    c.handleFrame('{"type":"heartbeat","ts":1}', 0);
+    c.handleFrame('{"type":"resnapshot","reason":"epoch"}', 0);
+    assert.deepEqual(stats.errors, { rate_limited: 1 });
+    assert.equal(stats.badFrames, 3);
+    assert.equal(stats.heartbeats, 1);
+    assert.equal(stats.resnapshots, 1);
+    assert.equal(stats.frames, 6);
+  });
+});

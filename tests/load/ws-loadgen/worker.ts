@@ -1,0 +1,278 @@
+// One load-generator worker process (forked by coordinator.ts): opens its
+// share of WebSocket clients, each bound to its source address, paced by a
+// connect rate and a cap on handshakes in flight; feeds every frame to the
+// client's ClientState; answers the coordinator's measure / mark / stop.
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { WebSocket } from 'ws';
+import { summarizeDelivery, type SeqCutoff, type Tally } from '../lib/delivery.js';
+import { encodeHistogram, newLatencyHistogram } from '../lib/histogram.js';
+import { sourceAddress } from './addresses.js';
+import { ClientState, WorkerStats } from './client-state.js';
+import type { FromWorker, ToWorker, WorkerConfig, WorkerMark, WorkerProgress } from './messages.js';
+
+interface Client {
+  ws: WebSocket;
+  state: ClientState;
+  opened: boolean;
+  closed: boolean;
+}
+
+const SUBSCRIBE_ID = 1;
+const AUTH_ID = 'auth';
+
+const stats = new WorkerStats();
+const loopDelay = monitorEventLoopDelay({ resolution: 20 });
+const clients: Client[] = [];
+const connectTimes = newLatencyHistogram();
+const closeCodes: Record<string, number> = {};
+const socketErrors: Record<string, number> = {};
+let config: WorkerConfig | undefined;
+let connected = 0;
+let failed = 0;
+let closedEarly = 0;
+let inFlight = 0;
+let stopping = false;
+let firstAttemptAt = 0;
+let lastOpenAt = 0;
+let measureStartedAt = 0;
+/** Date.now() minus (timeOrigin + performance.now()), so delays use the wall clock with sub-ms resolution. */
+let clockOffsetMs = 0;
+
+const send = (msg: FromWorker) => process.send?.(msg);
+const bump = (map: Record<string, number>, key: string) => (map[key] = (map[key] ?? 0) + 1);
+const nowUs = () => (performance.timeOrigin + performance.now() + clockOffsetMs) * 1000;
+
+function calibrateClock(): void {
+  // Date.now() ticks in whole ms: take the offset right after a tick.
+  const start = Date.now();
+  while (Date.now() === start) {
+    /* spins < 1 ms */
+  }
+  clockOffsetMs = Date.now() - (performance.timeOrigin + performance.now());
+}
+
+function progress(): WorkerProgress {
+  // The worst event-loop stall since the last report: a load client that is
+  // itself behind measures its own lag, not the server's.
+  const loopDelayMaxMs = Math.round(loopDelay.max / 1e6);
+  loopDelay.reset();
+  return {
+    loopDelayMaxMs,
+    connected,
+    open: clients.filter((c) => c.opened && !c.closed).length,
+    subscribed: clients.filter((c) => c.state.subscribed).length,
+    failed,
+    closed: closedEarly,
+    frames: stats.frames,
+    quotes: stats.quotes,
+  };
+}
+
+function openClient(cfg: WorkerConfig, index: number): Promise<void> {
+  return new Promise((resolve) => {
+    const started = performance.now();
+    const ws = new WebSocket(cfg.url, [cfg.subprotocol], {
+      localAddress: sourceAddress(index, cfg.maxPerIp),
+      perMessageDeflate: false,
+      handshakeTimeout: cfg.handshakeTimeoutMs,
+      maxPayload: 64 * 1024 * 1024,
+    });
+    const subscribe = () =>
+      ws.send(JSON.stringify({ op: 'subscribe', id: SUBSCRIBE_ID, symbols: cfg.symbols }));
+    const state = new ClientState(stats, SUBSCRIBE_ID, (id) => {
+      if (id === AUTH_ID) subscribe();
+    });
+    const client: Client = { ws, state, opened: false, closed: false };
+    clients.push(client);
+    let settled = false;
+    const settle = () => {
+      if (!settled) {
+        settled = true;
+        resolve();
+      }
+    };
+    ws.on('open', () => {
+      client.opened = true;
+      connected++;
+      lastOpenAt = performance.now();
+      connectTimes.recordValue(Math.max(1, Math.round((lastOpenAt - started) * 1000)));
+      if (cfg.authToken) ws.send(JSON.stringify({ op: 'auth', id: AUTH_ID, token: cfg.authToken }));
+      else subscribe();
+      settle();
+    });
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (isBinary) {
+        stats.badFrames++;
+        return;
+      }
+      state.handleFrame(data, nowUs());
+    });
+    ws.on('error', (err: Error & { code?: string }) => {
+      bump(socketErrors, (err.code ?? err.message).slice(0, 120));
+      if (!client.opened) {
+        failed++;
+        settle();
+      }
+    });
+    ws.on('close', (code: number) => {
+      client.closed = true;
+      if (!client.opened) {
+        settle();
+        return;
+      }
+      if (!stopping) {
+        closedEarly++;
+        bump(closeCodes, String(code));
+      }
+    });
+  });
+}
+
+async function connectAll(cfg: WorkerConfig): Promise<void> {
+  firstAttemptAt = performance.now();
+  const pending = new Set<Promise<void>>();
+  for (let i = cfg.from; i < cfg.to && !stopping; i++) {
+    const due = firstAttemptAt + ((i - cfg.from) / cfg.connectRate) * 1000;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    while (inFlight >= cfg.connectConcurrency) await Promise.race(pending);
+    inFlight++;
+    const p: Promise<void> = openClient(cfg, i).finally(() => {
+      inFlight--;
+      pending.delete(p);
+    });
+    pending.add(p);
+  }
+  await Promise.all(pending);
+  send({ type: 'connected', workerId: cfg.workerId, progress: progress() });
+}
+
+function maxSeqs(): Record<string, SeqCutoff> {
+  const out: Record<string, SeqCutoff> = {};
+  for (const c of clients) {
+    for (const [symbol, st] of c.state.latest) {
+      const cur = out[symbol];
+      if (!cur || st.epoch > cur.epoch || (st.epoch === cur.epoch && st.seq > cur.seq))
+        out[symbol] = { epoch: st.epoch, seq: st.seq };
+    }
+  }
+  return out;
+}
+
+async function stop(msg: Extract<ToWorker, { type: 'stop' }>): Promise<void> {
+  const cfg = config!;
+  const tallies: Tally[] = clients.filter((c) => c.opened).map((c) => c.state.tally(msg.cutoffs));
+  let mismatches = 0;
+  const examples: string[] = [];
+  if (msg.expectedFinal) {
+    for (const [i, c] of clients.entries()) {
+      if (!c.opened) continue;
+      const diffs = c.state.finalStateDiffs(msg.expectedFinal);
+      if (diffs.length > 0) {
+        mismatches++;
+        if (examples.length < 5) {
+          const s = diffs[0]!;
+          examples.push(
+            `client ${cfg.from + i} ${s}: got ${JSON.stringify(c.state.latest.get(s) ?? null)} want ${JSON.stringify(msg.expectedFinal[s])}`,
+          );
+        }
+      }
+    }
+  }
+  const openAtEnd = clients.filter((c) => c.opened && !c.closed).length;
+  stopping = true;
+  for (const c of clients) if (!c.closed) c.ws.close(1000, 'bench done');
+  const deadline = Date.now() + 3000;
+  while (clients.some((c) => !c.closed) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  for (const c of clients) if (!c.closed) c.ws.terminate();
+  send({
+    type: 'result',
+    workerId: cfg.workerId,
+    result: {
+      workerId: cfg.workerId,
+      pid: process.pid,
+      clients: cfg.to - cfg.from,
+      connected,
+      subscribed: clients.filter((c) => c.state.subscribed).length,
+      failedToConnect: failed,
+      closedEarly,
+      openAtEnd,
+      connectSpanMs: Math.round(Math.max(0, lastOpenAt - firstAttemptAt)),
+      connectHistogram: encodeHistogram(connectTimes),
+      delayHistogram: encodeHistogram(stats.delay),
+      mark: markData ?? emptyMark(),
+      conflated: stats.conflated,
+      snapshots: stats.snapshots,
+      heartbeats: stats.heartbeats,
+      resnapshots: stats.resnapshots,
+      notices: stats.notices,
+      badFrames: stats.badFrames,
+      protocolErrors: stats.errors,
+      socketErrors,
+      closeCodes,
+      delivery: summarizeDelivery(tallies),
+      finalStateMismatches: mismatches,
+      finalStateExamples: examples,
+    },
+  });
+  setTimeout(() => process.exit(0), 200);
+}
+
+let markData: WorkerMark | undefined;
+const emptyMark = (): WorkerMark => ({
+  frames: 0,
+  quoteFrames: 0,
+  quotes: 0,
+  bytes: 0,
+  measuredMs: 0,
+  maxSeq: {},
+});
+
+process.on('message', (msg: ToWorker) => {
+  switch (msg.type) {
+    case 'start':
+      config = msg.config;
+      loopDelay.enable();
+      setInterval(() => {
+        const p = progress();
+        if (process.env.BENCH_DEBUG)
+          process.stderr.write(
+            `${new Date().toISOString()} worker ${msg.config.workerId} ${JSON.stringify(p)}\n`,
+          );
+        send({ type: 'progress', workerId: msg.config.workerId, progress: p });
+      }, 1000).unref();
+      void connectAll(msg.config).catch((err: unknown) =>
+        send({ type: 'fatal', workerId: msg.config.workerId, error: String(err) }),
+      );
+      break;
+    case 'measure':
+      calibrateClock();
+      stats.startMeasuring();
+      for (const c of clients) c.state.startMeasuring();
+      measureStartedAt = performance.now();
+      break;
+    case 'mark':
+      markData = {
+        frames: stats.frames,
+        quoteFrames: stats.quoteFrames,
+        quotes: stats.quotes,
+        bytes: stats.bytes,
+        measuredMs: Math.round(performance.now() - measureStartedAt),
+        maxSeq: maxSeqs(),
+      };
+      send({ type: 'mark', workerId: config!.workerId, mark: markData });
+      break;
+    case 'check-final': {
+      const open = clients.filter((c) => c.opened && !c.closed);
+      const matching = open.filter((c) => c.state.finalStateDiffs(msg.expected).length === 0).length;
+      send({ type: 'final', workerId: config!.workerId, matching, total: open.length });
+      break;
+    }
+    case 'stop':
+      void stop(msg);
+      break;
+  }
+});
+
+// The coordinator went away: do not linger.
+process.on('disconnect', () => process.exit(0));
