@@ -9,8 +9,10 @@ TOOLS := $(CURDIR)/.tools/bin
 export PATH := $(TOOLS):$(PATH)
 
 # Every test file in the repository: unit tests beside each service, and the
-# cross-service suites under tests/.
-TEST_FILES = $(shell find services tests -name '*.test.ts' -not -path '*/node_modules/*' | sort)
+# cross-service suites under tests/. The fault-injection and hostile-client
+# suites (minutes of whole-stack runs) have their own target, which CI runs too.
+SLOW_TESTS = $(shell find tests/faults tests/hostile -name '*.test.ts' | sort)
+TEST_FILES = $(filter-out $(SLOW_TESTS),$(shell find services tests -name '*.test.ts' -not -path '*/node_modules/*' | sort)) tests/faults/checks.test.ts
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -64,6 +66,21 @@ logs: ## Follow the services' logs
 test: deps tools ## The whole suite: type check, contracts, unit, integration (real NATS, Redis, MariaDB), k8s manifests
 	npm run typecheck
 	node --import tsx --test --test-timeout=600000 $(TEST_FILES)
+
+test-faults: deps tools ## Fault injection (kill -9, restarts, partitions) and hostile clients on private stacks (~6 min)
+	node --import tsx --test --test-timeout=900000 $(filter-out tests/faults/checks.test.ts,$(SLOW_TESTS))
+
+# Load tests open thousands of sockets; the hard limit may be below 65536.
+RAISE_FD_LIMIT = ulimit -n 65536 2>/dev/null || ulimit -n $$(ulimit -Hn)
+
+bench: deps tools build ## Every benchmark against bare baselines (~10 min) -> tests/load/results/
+	$(RAISE_FD_LIMIT); node --import tsx tests/load/run.ts
+
+bench-quick: deps tools build ## A short smoke run of every benchmark scenario (~2 min)
+	$(RAISE_FD_LIMIT); node --import tsx tests/load/run.ts --quick
+
+soak: deps ## 10 minutes of moderate load; fails on RSS, event-loop or latency growth (SOAK_DURATION=90s for a short run)
+	$(RAISE_FD_LIMIT); node --import tsx tests/soak/soak.ts
 
 lint: deps ## ESLint, Prettier and buf lint
 	npx buf lint proto

@@ -3,6 +3,7 @@
 import {
   commonConfig,
   grpcServerConfig,
+  jwtConfig,
   int,
   port,
   str,
@@ -15,6 +16,7 @@ import { DEFAULT_TICK_PARTITIONS } from '../../common/src/ticks/contract.js';
 export const priceCacheConfigSpec = {
   ...commonConfig,
   ...grpcServerConfig,
+  ...jwtConfig,
   METRICS_PORT: {
     schema: port(),
     default: '9102',
@@ -49,8 +51,8 @@ export const priceCacheConfigSpec = {
   },
   CONSUMER_ACK_WAIT_MS: {
     schema: int(1000, 600_000),
-    default: '30000',
-    doc: 'Ack wait of the durable consumers: a message held by a dead replica is redelivered after this',
+    default: '5000',
+    doc: 'Ack wait of the durable consumers: a message held by a dead replica is redelivered after this (each partition waits that long after a crash, so keep it short; an apply never holds a message longer than a third of it)',
   },
   APPLY_MAX_RETRIES: {
     schema: int(1, 100),
