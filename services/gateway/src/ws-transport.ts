@@ -10,6 +10,7 @@
 // and per send: the socket (`_socket`) and a sender with nothing queued
 // (`_sender._state === 0`, empty `_queue`: it only queues for compression and
 // Blobs, neither used here). When they do not hold, ws.send is used.
+import * as wsModule from 'ws';
 import { WebSocket } from 'ws';
 import type { ClientTransport, OutFrame } from './fanout.js';
 
@@ -26,10 +27,15 @@ type FrameFn = (
   options: { fin: boolean; rsv1: boolean; opcode: number; mask: boolean; readOnly: boolean },
 ) => Buffer[];
 
+// From the module namespace: ws's ESM entry exports Sender but, unlike its
+// CommonJS entry, does not attach it to the WebSocket class.
 const frameFn: FrameFn | undefined = (() => {
-  const sender = (WebSocket as unknown as { Sender?: { frame?: FrameFn } }).Sender;
+  const sender = (wsModule as unknown as { Sender?: { frame?: FrameFn } }).Sender;
   return typeof sender?.frame === 'function' ? sender.frame.bind(sender) : undefined;
 })();
+
+/** Whether fan-out frames can be pre-framed with this ws version (checked by the tests). */
+export const preframingAvailable = frameFn !== undefined;
 
 /** The complete WebSocket text frame of `frame` (unmasked, server to client), built once. */
 export function wireBytes(frame: OutFrame): Buffer | undefined {
@@ -44,7 +50,8 @@ export function wireBytes(frame: OutFrame): Buffer | undefined {
 export class WsTransport implements ClientTransport {
   private closing = false;
   private readonly internals: WsInternals;
-  private readonly preframed: boolean;
+  /** True when sends write pre-framed bytes straight to the socket. */
+  readonly preframed: boolean;
 
   constructor(
     private readonly ws: WebSocket,

@@ -1,0 +1,87 @@
+// The WebSocket transport over real sockets: fan-out frames must take the
+// pre-framed path (one socket write of bytes built once per frame) and still
+// arrive as ordinary text messages, large and small; the ws.send fallback
+// must produce the same messages.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { WebSocket, WebSocketServer } from 'ws';
+import { OutFrame } from '../src/fanout.js';
+import { preframingAvailable, wireBytes, WsTransport } from '../src/ws-transport.js';
+
+async function pair(): Promise<{ server: WebSocket; client: WebSocket; close: () => Promise<void> }> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
+  await once(wss, 'listening');
+  const { port } = wss.address() as AddressInfo;
+  const accepted = once(wss, 'connection');
+  const client = new WebSocket(`ws://127.0.0.1:${port}`);
+  await once(client, 'open');
+  const [server] = (await accepted) as [WebSocket];
+  return {
+    server,
+    client,
+    close: async () => {
+      client.terminate();
+      for (const c of wss.clients) c.terminate();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    },
+  };
+}
+
+function collect(client: WebSocket, n: number): Promise<string[]> {
+  const got: string[] = [];
+  return new Promise((resolve) => {
+    client.on('message', (data: Buffer, isBinary: boolean) => {
+      assert.equal(isBinary, false, 'text frames');
+      got.push(data.toString());
+      if (got.length === n) resolve(got);
+    });
+  });
+}
+
+void test('ws-transport: the pre-framed path is available with the installed ws', () => {
+  assert.equal(preframingAvailable, true, 'ws Sender.frame not found: every send would fall back to ws.send');
+});
+
+void test('ws-transport: pre-framed sends arrive intact (7-bit, 16-bit and 64-bit lengths), one frame shared by sockets', async () => {
+  const a = await pair();
+  const b = await pair();
+  try {
+    const ta = new WsTransport(a.server, 1000);
+    const tb = new WsTransport(b.server, 1000);
+    assert.equal(ta.preframed, true);
+    assert.equal(tb.preframed, true);
+    const texts = ['{"type":"quotes"}', 'x'.repeat(300), 'ü'.repeat(40_000), 'y'.repeat(70_000)];
+    const gotA = collect(a.client, texts.length);
+    const gotB = collect(b.client, texts.length);
+    for (const t of texts) {
+      const frame = OutFrame.text(t);
+      ta.send(frame);
+      const built = frame.wire;
+      assert.ok(built, 'the first send builds the wire bytes');
+      tb.send(frame);
+      assert.equal(frame.wire, built, 'the second socket reuses the same bytes');
+      assert.equal(wireBytes(frame), built);
+    }
+    assert.deepEqual(await gotA, texts);
+    assert.deepEqual(await gotB, texts);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+void test('ws-transport: the ws.send fallback delivers the same messages', async () => {
+  const p = await pair();
+  try {
+    const t = new WsTransport(p.server, 1000, false);
+    assert.equal(t.preframed, false);
+    const texts = ['{"a":1}', 'z'.repeat(200_000)];
+    const got = collect(p.client, texts.length);
+    for (const s of texts) t.send(OutFrame.text(s));
+    assert.deepEqual(await got, texts);
+  } finally {
+    await p.close();
+  }
+});
