@@ -7,9 +7,12 @@
 // update rate. Consequences:
 //  - idle or light load: flushes take microseconds, the window is ~0 and an
 //    update goes out on the next turn of the event loop;
-//  - heavy load: fan-out takes at most ~1/(1+factor) of the CPU, and every
-//    frame carries all updates that arrived during the window, so the number
-//    of frames per client per second falls as load rises;
+//  - heavy load: every frame carries all updates that arrived since the
+//    previous flush started, so frames per client per second fall as load
+//    rises. With factor 0 (the default) that is the whole batching: the next
+//    flush starts when the previous one ended, and the interval between a
+//    client's frames is the fan-out time itself. A factor f > 0 adds f x that
+//    time of idling, capping fan-out at ~1/(1+f) of a core for more latency;
 //  - the cap bounds the latency the window itself adds.
 export class FlushPacer {
   private avgMs = 0;
