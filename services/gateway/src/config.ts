@@ -167,7 +167,7 @@ export const gatewayConfigSpec = {
   },
   FANOUT_WINDOW_FACTOR: {
     schema: int(0, 100),
-    default: '0',
+    default: '1',
     doc: 'Extra wait between flushes = this x the recent fan-out time (fan-out then takes at most ~1/(1+factor) of a core); 0: the next flush starts as soon as the previous one ended',
   },
   FANOUT_MAX_PENDING: {

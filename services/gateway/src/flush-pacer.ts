@@ -9,10 +9,12 @@
 //    update goes out on the next turn of the event loop;
 //  - heavy load: every frame carries all updates that arrived since the
 //    previous flush started, so frames per client per second fall as load
-//    rises. With factor 0 (the default) that is the whole batching: the next
-//    flush starts when the previous one ended, and the interval between a
-//    client's frames is the fan-out time itself. A factor f > 0 adds f x that
-//    time of idling, capping fan-out at ~1/(1+f) of a core for more latency;
+//    rises. With factor 0 that is the whole batching: the next flush starts
+//    when the previous one ended, and the interval between a client's frames
+//    is the fan-out time itself. A factor f > 0 (default 1) adds f x that time
+//    of idling, capping fan-out at ~1/(1+f) of a core and so leaving the rest
+//    to handshakes, client messages and whatever shares the machine, for
+//    larger frames and more latency;
 //  - the cap bounds the latency the window itself adds.
 export class FlushPacer {
   private avgMs = 0;
