@@ -26,6 +26,8 @@ export interface BareWsOptions {
   /** Broadcast rounds per second (0: as fast as the event loop allows). */
   rate?: number;
   highWaterBytes?: number;
+  /** Refuse this many handshakes first (HTTP 503): exercises the load generator's retry. */
+  refuseHandshakes?: number;
   /**
    * Hold the broadcast until this many clients subscribed (or 60 s passed
    * since the first), so the connect ramp is not starved by a flat-out loop.
@@ -85,11 +87,13 @@ export async function startBareWsServer(opts: BareWsOptions = {}): Promise<BareW
   const highWater = opts.highWaterBytes ?? 262_144;
   const stats = { rounds: 0, sends: 0, skipped: 0, clients: 0, sourceAddresses: [] as string[] };
   const subscribed = new Set<WebSocket>();
+  let toRefuse = opts.refuseHandshakes ?? 0;
   const wss = new WebSocketServer({
     host: opts.host ?? '127.0.0.1',
     port: opts.port ?? 0,
     perMessageDeflate: false,
     maxPayload: 4096,
+    verifyClient: (_info, done) => (toRefuse > 0 ? (toRefuse--, done(false, 503)) : done(true)),
     handleProtocols: (offered) => (offered.has('tickmesh.v1.json') ? 'tickmesh.v1.json' : false),
   });
   await new Promise<void>((resolve, reject) => {

@@ -166,4 +166,44 @@ void describe('bare ws baseline and the WebSocket load generator', () => {
     assert.equal(r.badFrames, 0);
     assert.deepEqual(r.closeCodes, {});
   });
+
+  void it('a client whose handshake is refused tries again and is counted once it connects', async () => {
+    const refusing = await startBareWsServer({ rate: 50, quotesPerFrame: 2, refuseHandshakes: 3 });
+    try {
+      const r = await runWsLoad({
+        url: `ws://127.0.0.1:${refusing.port}/ws`,
+        clients: 4,
+        workers: 1,
+        warmupMs: 300,
+        window: 800,
+        graceMs: 300,
+      });
+      assert.equal(r.handshakeFailures, 3, 'three refusals seen');
+      assert.equal(r.failedToConnect, 0, 'every client connected on a later attempt');
+      assert.equal(r.connected, 4);
+      assert.equal(r.delivery.clientsMeasured, 4);
+    } finally {
+      await refusing.stop();
+    }
+  });
+
+  void it('a client refused on every attempt is reported as failed to connect', async () => {
+    const refusing = await startBareWsServer({ rate: 50, refuseHandshakes: 1_000 });
+    try {
+      const r = await runWsLoad({
+        url: `ws://127.0.0.1:${refusing.port}/ws`,
+        clients: 2,
+        workers: 1,
+        connectAttempts: 2,
+        warmupMs: 100,
+        window: 200,
+        graceMs: 100,
+      });
+      assert.equal(r.connected, 0);
+      assert.equal(r.failedToConnect, 2);
+      assert.equal(r.handshakeFailures, 4, 'two attempts each');
+    } finally {
+      await refusing.stop();
+    }
+  });
 });

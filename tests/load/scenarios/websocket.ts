@@ -63,6 +63,7 @@ function wsMetrics(r: WsLoadResult): Record<string, number | undefined> {
     clientsConnected: r.connected,
     clientsSubscribed: r.subscribed,
     failedToConnect: r.failedToConnect,
+    handshakeFailures: r.handshakeFailures,
     closedEarly: r.closedEarly,
     connectPerSecond: r.connectPerSecond,
     connectP99Ms: r.connectTime.p99Ms,

@@ -38,6 +38,15 @@ export interface WsLoadOptions {
   /** Handshakes in flight per worker. */
   connectConcurrency?: number;
   handshakeTimeoutMs?: number;
+  /** Handshake attempts per client (default 3; a failed one is retried after 1 s, 2 s, ... with jitter). */
+  connectAttempts?: number;
+  /**
+   * Default true: clients connect first and subscribe together once all are
+   * connected, so the connect ramp is not starved by the frames of the
+   * clients already subscribed (on one machine the load generator itself is
+   * the first to saturate). False: each client subscribes as soon as it is open.
+   */
+  subscribeAfterConnect?: boolean;
   authToken?: string;
   warmupMs: number;
   /** The measured window: a fixed time, or an async action (e.g. producers running). */
@@ -65,6 +74,8 @@ export interface WsLoadResult {
   connected: number;
   subscribed: number;
   failedToConnect: number;
+  /** Handshake attempts that failed, retried ones included. */
+  handshakeFailures: number;
   closedEarly: number;
   openAtEnd: number;
   /** Successful connections per second during the ramp. */
@@ -180,6 +191,8 @@ export async function runWsLoad(opts: WsLoadOptions): Promise<WsLoadResult> {
         connectRate: connectRate / nWorkers,
         connectConcurrency: opts.connectConcurrency ?? 200,
         handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 10_000,
+        connectAttempts: opts.connectAttempts ?? 3,
+        deferSubscribe: opts.subscribeAfterConnect ?? true,
         authToken: opts.authToken,
       },
     };
@@ -196,7 +209,7 @@ export async function runWsLoad(opts: WsLoadOptions): Promise<WsLoadResult> {
     const silent = Math.max(...workers.map((w) => Date.now() - w.lastHeardAt));
     return (
       `connected ${sum(p.map((x) => x.connected))}/${opts.clients}, subscribed ${sum(p.map((x) => x.subscribed))}, ` +
-      `failed ${sum(p.map((x) => x.failed))}, closed ${sum(p.map((x) => x.closed))}, frames ${sum(p.map((x) => x.frames))}` +
+      `handshakes failed ${sum(p.map((x) => x.failed))}, closed ${sum(p.map((x) => x.closed))}, frames ${sum(p.map((x) => x.frames))}` +
       (lag >= 500 ? `; load-generator event loop stalled ${lag} ms` : '') +
       (silent >= 5000 ? `; a worker silent for ${(silent / 1000).toFixed(0)} s` : '')
     );
@@ -223,6 +236,7 @@ export async function runWsLoad(opts: WsLoadOptions): Promise<WsLoadResult> {
       log(`connect phase timed out: measuring with ${connected} of ${opts.clients} clients connected`);
       connectTimedOut = true;
     }
+    tell({ type: 'subscribe' });
     // Subscriptions are answered after the open: give them until the end of the warm-up.
     const warmEnd = Date.now() + opts.warmupMs;
     while (Date.now() < warmEnd) await sleep(Math.min(200, warmEnd - Date.now()));
@@ -330,6 +344,7 @@ function merge(
     connected,
     subscribed: sum(results.map((r) => r.subscribed)),
     failedToConnect: sum(results.map((r) => r.failedToConnect)),
+    handshakeFailures: sum(results.map((r) => r.handshakeFailures)),
     closedEarly: sum(results.map((r) => r.closedEarly)),
     openAtEnd: sum(results.map((r) => r.openAtEnd)),
     connectPerSecond: Math.round(connected / (connectSpan / 1000)),

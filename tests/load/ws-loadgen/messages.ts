@@ -18,12 +18,17 @@ export interface WorkerConfig {
   /** Most handshakes in progress at once. */
   connectConcurrency: number;
   handshakeTimeoutMs: number;
+  /** Handshake attempts per client (a failed one is retried after a backoff). */
+  connectAttempts: number;
+  /** Subscribe only on the coordinator's `subscribe` (after every worker connected). */
+  deferSubscribe: boolean;
   /** Sent as `{"op":"auth","token":...}` right after the welcome, when set. */
   authToken?: string;
 }
 
 export type ToWorker =
   | { type: 'start'; config: WorkerConfig }
+  | { type: 'subscribe' }
   | { type: 'measure' }
   | { type: 'mark' }
   | { type: 'check-final'; expected: Record<string, SymbolState> }
@@ -35,6 +40,7 @@ export interface WorkerProgress {
   connected: number;
   open: number;
   subscribed: number;
+  /** Failed handshake attempts so far. */
   failed: number;
   closed: number;
   frames: number;
@@ -58,7 +64,10 @@ export interface WorkerResult {
   clients: number;
   connected: number;
   subscribed: number;
+  /** Clients that never connected, after all their attempts. */
   failedToConnect: number;
+  /** Handshake attempts that failed (retried ones included). */
+  handshakeFailures: number;
   /** Clients the server closed (or lost) before the end. */
   closedEarly: number;
   openAtEnd: number;

@@ -2,6 +2,9 @@
 // share of WebSocket clients, each bound to its source address, paced by a
 // connect rate and a cap on handshakes in flight; feeds every frame to the
 // client's ClientState; answers the coordinator's measure / mark / stop.
+// A client whose handshake fails tries again after a pause, like a real
+// client following docs/websocket-protocol.md (connectAttempts in all); the
+// failed handshakes are reported beside the clients that never connected.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { WebSocket } from 'ws';
 import { summarizeDelivery, type SeqCutoff, type Tally } from '../lib/delivery.js';
@@ -15,7 +18,12 @@ interface Client {
   state: ClientState;
   opened: boolean;
   closed: boolean;
+  /** Open (and authenticated, with a token) and waiting for the coordinator's go to subscribe. */
+  readyToSubscribe?: () => void;
 }
+
+/** With deferSubscribe, clients subscribe only once the coordinator says so (all connected). */
+let subscribeReleased = false;
 
 const SUBSCRIBE_ID = 1;
 const AUTH_ID = 'auth';
@@ -28,7 +36,10 @@ const closeCodes: Record<string, number> = {};
 const socketErrors: Record<string, number> = {};
 let config: WorkerConfig | undefined;
 let connected = 0;
+/** Clients that never connected, after all their attempts. */
 let failed = 0;
+/** Handshake attempts that failed (a client retried counts once per failure). */
+let handshakeFailures = 0;
 let closedEarly = 0;
 let inFlight = 0;
 let stopping = false;
@@ -61,14 +72,15 @@ function progress(): WorkerProgress {
     connected,
     open: clients.filter((c) => c.opened && !c.closed).length,
     subscribed: clients.filter((c) => c.state.subscribed).length,
-    failed,
+    failed: handshakeFailures,
     closed: closedEarly,
     frames: stats.frames,
     quotes: stats.quotes,
   };
 }
 
-function openClient(cfg: WorkerConfig, index: number): Promise<void> {
+/** Resolves true once the socket is open, false when the handshake failed. */
+function openClient(cfg: WorkerConfig, index: number): Promise<boolean> {
   return new Promise((resolve) => {
     const started = performance.now();
     const ws = new WebSocket(cfg.url, [cfg.subprotocol], {
@@ -77,8 +89,12 @@ function openClient(cfg: WorkerConfig, index: number): Promise<void> {
       handshakeTimeout: cfg.handshakeTimeoutMs,
       maxPayload: 64 * 1024 * 1024,
     });
-    const subscribe = () =>
+    const sendSubscribe = () =>
       ws.send(JSON.stringify({ op: 'subscribe', id: SUBSCRIBE_ID, symbols: cfg.symbols }));
+    const subscribe = () => {
+      if (!cfg.deferSubscribe || subscribeReleased) sendSubscribe();
+      else client.readyToSubscribe = sendSubscribe;
+    };
     const state = new ClientState(stats, SUBSCRIBE_ID, (id) => {
       if (id === AUTH_ID) subscribe();
     });
@@ -88,7 +104,7 @@ function openClient(cfg: WorkerConfig, index: number): Promise<void> {
     const settle = () => {
       if (!settled) {
         settled = true;
-        resolve();
+        resolve(client.opened);
       }
     };
     ws.on('open', () => {
@@ -110,7 +126,7 @@ function openClient(cfg: WorkerConfig, index: number): Promise<void> {
     ws.on('error', (err: Error & { code?: string }) => {
       bump(socketErrors, (err.code ?? err.message).slice(0, 120));
       if (!client.opened) {
-        failed++;
+        handshakeFailures++;
         settle();
       }
     });
@@ -130,21 +146,42 @@ function openClient(cfg: WorkerConfig, index: number): Promise<void> {
 
 async function connectAll(cfg: WorkerConfig): Promise<void> {
   firstAttemptAt = performance.now();
+  let todo: number[] = [];
+  for (let i = cfg.from; i < cfg.to; i++) todo.push(i);
+  for (let attempt = 1; todo.length > 0 && !stopping; attempt++) {
+    todo = await connectPass(cfg, todo);
+    if (attempt >= cfg.connectAttempts || todo.length === 0) break;
+    // Back off before the next attempt (1 s, 2 s, ... with jitter), as a real client would.
+    await new Promise((r) => setTimeout(r, 1000 * attempt * (0.5 + Math.random())));
+  }
+  failed = todo.length;
+  send({ type: 'connected', workerId: cfg.workerId, progress: progress() });
+}
+
+/** Opens the given clients at the connect rate; returns those whose handshake failed. */
+async function connectPass(cfg: WorkerConfig, indexes: number[]): Promise<number[]> {
+  const start = performance.now();
   const pending = new Set<Promise<void>>();
-  for (let i = cfg.from; i < cfg.to && !stopping; i++) {
-    const due = firstAttemptAt + ((i - cfg.from) / cfg.connectRate) * 1000;
+  const failedNow: number[] = [];
+  for (const [k, i] of indexes.entries()) {
+    if (stopping) break;
+    const due = start + (k / cfg.connectRate) * 1000;
     const wait = due - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     while (inFlight >= cfg.connectConcurrency) await Promise.race(pending);
     inFlight++;
-    const p: Promise<void> = openClient(cfg, i).finally(() => {
-      inFlight--;
-      pending.delete(p);
-    });
+    const p: Promise<void> = openClient(cfg, i)
+      .then((opened) => {
+        if (!opened) failedNow.push(i);
+      })
+      .finally(() => {
+        inFlight--;
+        pending.delete(p);
+      });
     pending.add(p);
   }
   await Promise.all(pending);
-  send({ type: 'connected', workerId: cfg.workerId, progress: progress() });
+  return failedNow;
 }
 
 function maxSeqs(): Record<string, SeqCutoff> {
@@ -195,6 +232,7 @@ async function stop(msg: Extract<ToWorker, { type: 'stop' }>): Promise<void> {
       connected,
       subscribed: clients.filter((c) => c.state.subscribed).length,
       failedToConnect: failed,
+      handshakeFailures,
       closedEarly,
       openAtEnd,
       connectSpanMs: Math.round(Math.max(0, lastOpenAt - firstAttemptAt)),
@@ -244,6 +282,14 @@ process.on('message', (msg: ToWorker) => {
       void connectAll(msg.config).catch((err: unknown) =>
         send({ type: 'fatal', workerId: msg.config.workerId, error: String(err) }),
       );
+      break;
+    case 'subscribe':
+      subscribeReleased = true;
+      for (const c of clients) {
+        const go = c.readyToSubscribe;
+        c.readyToSubscribe = undefined;
+        if (go && c.opened && !c.closed) go();
+      }
       break;
     case 'measure':
       calibrateClock();
