@@ -246,4 +246,9 @@ export const grpcClientConfig = {
     default: '3000',
     doc: 'Deadline of unary calls to other services',
   },
+  GRPC_CLIENT_RECONNECT_MAX_MS: {
+    schema: int(100, 120_000),
+    default: '2000',
+    doc: 'Longest wait between reconnect attempts to a lost server (from 250 ms, x1.6 per attempt, +-20% jitter)',
+  },
 } satisfies ConfigSpec;

@@ -213,8 +213,8 @@ export const gatewayConfigSpec = {
   },
   UPSTREAM_BACKOFF_MAX_MS: {
     schema: int(1, 600_000),
-    default: '10000',
-    doc: 'Largest reconnect backoff cap (full jitter)',
+    default: '2000',
+    doc: 'Largest reconnect backoff cap (full jitter): how late, at most, a returning price-cache is retried',
   },
   SERVE_STATIC: { schema: bool(), default: 'true', doc: 'Serve the live page at /' },
 } satisfies ConfigSpec;

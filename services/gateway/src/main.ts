@@ -35,6 +35,7 @@ runMain(
     const price = createClient(PriceServiceClient, config.PRICE_SERVICE_TARGET, {
       ...security,
       unaryDeadlineMs: config.GRPC_UNARY_DEADLINE_MS,
+      reconnectBackoffMaxMs: config.GRPC_CLIENT_RECONNECT_MAX_MS,
       service: 'tickmesh.price.v1.PriceService',
     });
     let customers: CustomerServiceClient | undefined;
@@ -44,6 +45,7 @@ runMain(
       customers = createClient(CustomerServiceClient, config.CUSTOMER_SERVICE_TARGET, {
         ...security,
         unaryDeadlineMs: config.GRPC_UNARY_DEADLINE_MS,
+        reconnectBackoffMaxMs: config.GRPC_CLIENT_RECONNECT_MAX_MS,
         service: 'tickmesh.customer.v1.CustomerService',
         retryableMethods: ['VerifyApiKey'],
       });
