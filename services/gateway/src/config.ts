@@ -150,6 +150,16 @@ export const gatewayConfigSpec = {
     default: '4194304',
     doc: 'Socket backlog at which a client is closed with 4008 at once',
   },
+  CLIENT_MAX_READ_LAG_MS: {
+    schema: int(0, 600_000),
+    default: '1000',
+    doc: 'A client whose read-lag probe (a WebSocket ping) goes unanswered this long gets conflated updates until it answers; sees bytes stuck in kernel buffers that the backlog figure misses (0: off)',
+  },
+  CLIENT_LAG_PROBE_MS: {
+    schema: int(0, 600_000),
+    default: '1000',
+    doc: 'Least time between read-lag probes sent with data frames, per client (0: only the liveness pings every HEARTBEAT_MS)',
+  },
   SLOW_CLIENT_TIMEOUT_MS: {
     schema: int(100, 600_000),
     default: '10000',

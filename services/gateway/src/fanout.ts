@@ -7,7 +7,8 @@
 //  - Flushes are paced by FlushPacer: at once when idle, on a window that
 //    widens with the fan-out cost under load (several quotes per frame).
 //  - Backpressure per client: while its socket backlog is above the high-water
-//    mark it gets no frames; its updates are conflated into a map of the
+//    mark, or it reads more than maxReadLagMs behind (the transport's ping
+//    probe, which sees the bytes waiting in kernel buffers), it gets no frames; its updates are conflated into a map of the
 //    latest per symbol (bounded by its symbols) and sent as one catch-up frame,
 //    marked conflated where updates were skipped, once it drained. A client
 //    that stays behind too long, or whose backlog passes the hard cap, is
@@ -41,6 +42,8 @@ export interface ClientTransport {
   send(frame: OutFrame): void;
   /** Bytes queued for this client and not yet written to the network. */
   readonly bufferedAmount: number;
+  /** How far behind the client reads what was written, in ms (0: not known to be behind). */
+  readonly readLagMs: number;
   readonly isOpen: boolean;
   close(code: number, reason: string): void;
 }
@@ -68,6 +71,8 @@ export interface FanoutOptions {
   highWaterBytes: number;
   maxBufferBytes: number;
   slowClientTimeoutMs: number;
+  /** A client reading more than this far behind gets conflated updates (0: off). */
+  maxReadLagMs: number;
   windowFactor: number;
   maxWindowMs: number;
   maxPending: number;
@@ -395,7 +400,7 @@ export class Fanout {
       this.closeSlow(c, 'buffer');
       return 0;
     }
-    if (c.backlog || buffered > this.opts.highWaterBytes) {
+    if (c.backlog || buffered > this.opts.highWaterBytes || this.readsBehind(t, 1)) {
       this.defer(c, updates, nowMs);
       return 0;
     }
@@ -403,6 +408,12 @@ export class Fanout {
     t.send(out);
     c.lastSendMs = nowMs;
     return updates.length;
+  }
+
+  /** Whether the client reads more than `share` x maxReadLagMs behind. */
+  private readsBehind(t: ClientTransport, share: number): boolean {
+    const max = this.opts.maxReadLagMs;
+    return max > 0 && t.readLagMs > max * share;
   }
 
   private defer(c: FanoutClient, updates: readonly QuoteUpdate[], nowMs: number): void {
@@ -433,7 +444,7 @@ export class Fanout {
       const buffered = c.transport.bufferedAmount;
       if (buffered > this.opts.maxBufferBytes) {
         this.closeSlow(c, 'buffer');
-      } else if (buffered <= lowWater) {
+      } else if (buffered <= lowWater && !this.readsBehind(c.transport, 0.5)) {
         this.catchUp(c);
       } else if (now - c.laggingSince > this.opts.slowClientTimeoutMs) {
         this.closeSlow(c, 'timeout');

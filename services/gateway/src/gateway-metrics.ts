@@ -13,6 +13,7 @@ export class GatewayMetrics implements FanoutMetrics {
   readonly quotesOut: Counter;
   readonly conflatedUpdates: Counter;
   readonly slowClientCloses: Counter;
+  readonly readLagSeconds: Histogram;
   readonly clientErrors: Counter;
   readonly clientMessages: Counter;
   readonly tickToSendSeconds: Histogram;
@@ -68,6 +69,12 @@ export class GatewayMetrics implements FanoutMetrics {
       name: 'tickmesh_gateway_slow_client_closes_total',
       help: 'Clients closed with 4008 (too slow), by reason (timeout, buffer)',
       labelNames: ['reason'],
+      registers,
+    });
+    this.readLagSeconds = new Histogram({
+      name: 'tickmesh_gateway_client_read_lag_seconds',
+      help: 'Round trip of read-lag probes: how far behind clients read what the gateway wrote',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     });
     this.clientErrors = new Counter({
@@ -141,6 +148,10 @@ export class GatewayMetrics implements FanoutMetrics {
 
   conflated(count: number): void {
     this.conflatedUpdates.inc(count);
+  }
+
+  readLag(ms: number): void {
+    this.readLagSeconds.observe(ms / 1000);
   }
 
   slowClientClosed(reason: 'timeout' | 'buffer'): void {

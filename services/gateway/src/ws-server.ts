@@ -1,6 +1,7 @@
 // The WebSocket endpoint /ws: upgrade checks (path, origin allowlist,
 // subprotocol), connection limits per IP and in total, one Session per
-// socket, protocol-level pings that drop dead peers, heartbeats to idle
+// socket, protocol-level pings (the transport's read-lag probes) that drop
+// dead peers, heartbeats to idle
 // clients, and the shutdown that closes everyone with 1001.
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -23,6 +24,8 @@ export interface WsEndpointOptions {
   maxFrameBytes: number;
   heartbeatMs: number;
   closeGraceMs: number;
+  /** Least time between read-lag probes sent with data frames (ms); 0: only the liveness pings. */
+  lagProbeIntervalMs: number;
   fanout: Fanout;
   sessionDeps: Omit<SessionDeps, 'fanout' | 'logger'>;
   metrics: GatewayMetrics;
@@ -33,7 +36,6 @@ interface Connection {
   session: Session;
   transport: WsTransport;
   ip: string;
-  missedPongs: number;
 }
 
 export class WsEndpoint {
@@ -100,7 +102,11 @@ export class WsEndpoint {
 
   private onConnection(ws: WebSocket, req: IncomingMessage): void {
     const ip = clientIp(req.socket.remoteAddress, req.headers['x-forwarded-for'], this.opts.trustedProxyHops);
-    const transport = new WsTransport(ws, this.opts.closeGraceMs);
+    const transport = new WsTransport(ws, {
+      closeGraceMs: this.opts.closeGraceMs,
+      probeIntervalMs: this.opts.lagProbeIntervalMs,
+      onProbeAnswered: (ms) => this.opts.metrics.readLag(ms),
+    });
     ws.on('error', (err) => this.opts.logger.debug({ err: err.message }, 'WebSocket error'));
     const verdict = this.draining ? 'shutting-down' : this.counter.tryAcquire(ip);
     if (verdict !== 'ok') {
@@ -115,14 +121,11 @@ export class WsEndpoint {
       fanout: this.opts.fanout,
       logger: this.opts.logger,
     });
-    const conn: Connection = { session, transport, ip, missedPongs: 0 };
+    const conn: Connection = { session, transport, ip };
     this.connections.set(ws, conn);
     this.opts.metrics.connections.inc();
     this.opts.metrics.connectionsOpened.inc();
     ws.on('message', (data, isBinary) => session.onMessage(data as Buffer, isBinary));
-    ws.on('pong', () => {
-      conn.missedPongs = 0;
-    });
     ws.once('close', (code) => {
       this.connections.delete(ws);
       this.counter.release(ip);
@@ -141,18 +144,11 @@ export class WsEndpoint {
   private tick(): void {
     this.ticks++;
     if (this.ticks % 2 === 0) {
-      // Protocol pings: a peer that answered none of the last two is gone.
-      for (const [ws, c] of this.connections) {
-        if (c.missedPongs >= 2) {
+      // Protocol pings: a peer that has not answered one for two intervals is gone.
+      for (const c of this.connections.values()) {
+        if (c.transport.probe() >= 2 * this.opts.heartbeatMs) {
           this.opts.logger.debug({ session: c.session.id }, 'no pong: dropping the connection');
           c.transport.terminate();
-          continue;
-        }
-        c.missedPongs++;
-        try {
-          ws.ping();
-        } catch {
-          // closing already
         }
       }
     }

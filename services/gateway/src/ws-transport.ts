@@ -10,6 +10,14 @@
 // and per send: the socket (`_socket`) and a sender with nothing queued
 // (`_sender._state === 0`, empty `_queue`: it only queues for compression and
 // Blobs, neither used here). When they do not hold, ws.send is used.
+//
+// Read lag: bufferedAmount only counts bytes still in user space; a client
+// that reads slowly can have megabytes waiting in the kernel's socket buffers,
+// invisible here. So the transport sends a WebSocket ping carrying a probe id
+// along with a data frame (at most one in flight, at most one per probe
+// interval, in the same write: no extra syscall) and the client's pong comes
+// back only after it has read everything before it. The age of the unanswered
+// probe is how far behind the client reads (docs/gateway.md "Slow clients").
 import * as wsModule from 'ws';
 import { WebSocket } from 'ws';
 import type { ClientTransport, OutFrame } from './fanout.js';
@@ -19,7 +27,7 @@ interface SenderInternals {
   _queue: unknown[];
 }
 interface WsInternals {
-  _socket?: { write(data: Buffer): boolean; writable: boolean };
+  _socket?: { write(data: Buffer): boolean; writable: boolean; cork?(): void; uncork?(): void };
   _sender?: SenderInternals;
 }
 type FrameFn = (
@@ -47,20 +55,52 @@ export function wireBytes(frame: OutFrame): Buffer | undefined {
   return frame.wire;
 }
 
+/** A server-to-client ping frame (unmasked) whose 4-byte payload is the probe id. */
+export function probeFrame(id: number): Buffer {
+  const b = Buffer.allocUnsafe(6);
+  b[0] = 0x89; // FIN + opcode 9 (ping)
+  b[1] = 4;
+  b.writeUInt32BE(id >>> 0, 2);
+  return b;
+}
+
+export interface WsTransportOptions {
+  /** After a close frame is queued, how long the peer may take to read it. */
+  closeGraceMs: number;
+  /** Least time between read-lag probes sent along with data frames; 0: none with data. */
+  probeIntervalMs?: number;
+  /** Write pre-framed bytes straight to the socket when ws's internals allow (tests turn it off). */
+  preframe?: boolean;
+  /** Round trip of each answered probe, in ms. */
+  onProbeAnswered?: (ms: number) => void;
+  now?: () => number;
+}
+
 export class WsTransport implements ClientTransport {
   private closing = false;
   private readonly internals: WsInternals;
   /** True when sends write pre-framed bytes straight to the socket. */
   readonly preframed: boolean;
+  private readonly closeGraceMs: number;
+  private readonly probeIntervalMs: number;
+  private readonly now: () => number;
+  private probeSeq = 0;
+  /** The probe in flight: its id and when it was written. */
+  private probeId = -1;
+  private probeSentMs = 0;
+  private lastProbeMs = -Infinity;
 
   constructor(
     private readonly ws: WebSocket,
-    private readonly closeGraceMs: number,
-    preframe = true,
+    private readonly opts: WsTransportOptions,
   ) {
+    this.closeGraceMs = opts.closeGraceMs;
+    this.probeIntervalMs = opts.probeIntervalMs ?? 0;
+    this.now = opts.now ?? Date.now;
     this.internals = ws as unknown as WsInternals;
+    ws.on('pong', (data: Buffer) => this.onPong(data));
     this.preframed =
-      preframe &&
+      (opts.preframe ?? true) &&
       frameFn !== undefined &&
       typeof this.internals._socket?.write === 'function' &&
       typeof this.internals._sender?._state === 'number' &&
@@ -69,15 +109,67 @@ export class WsTransport implements ClientTransport {
 
   send(frame: OutFrame): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
+    const now = this.now();
+    const probe =
+      this.probeIntervalMs > 0 && this.probeId < 0 && now - this.lastProbeMs >= this.probeIntervalMs;
     if (this.preframed) {
       const sender = this.internals._sender!;
       const socket = this.internals._socket;
       if (sender._state === 0 && sender._queue.length === 0 && socket?.writable) {
+        if (!probe) {
+          socket.write(wireBytes(frame)!);
+          return;
+        }
+        // Corked: the frame and the ping leave in one writev.
+        socket.cork?.();
         socket.write(wireBytes(frame)!);
+        socket.write(probeFrame(this.startProbe(now)));
+        socket.uncork?.();
         return;
       }
     }
     this.ws.send(frame.payload, { binary: false, compress: false, fin: true });
+    if (probe) this.pingProbe(now);
+  }
+
+  /**
+   * Sends a probe now unless one is in flight (the liveness check of idle
+   * clients). Returns how long the probe in flight has gone unanswered, in ms.
+   */
+  probe(): number {
+    const now = this.now();
+    if (this.probeId >= 0) return now - this.probeSentMs;
+    if (this.ws.readyState === WebSocket.OPEN) this.pingProbe(now);
+    return 0;
+  }
+
+  /** How long the probe in flight has gone unanswered (ms): how far behind the client reads. 0 when none. */
+  get readLagMs(): number {
+    return this.probeId < 0 ? 0 : this.now() - this.probeSentMs;
+  }
+
+  private startProbe(now: number): number {
+    this.probeSeq = (this.probeSeq + 1) >>> 0;
+    this.probeId = this.probeSeq;
+    this.probeSentMs = now;
+    this.lastProbeMs = now;
+    return this.probeId;
+  }
+
+  private pingProbe(now: number): void {
+    const id = this.startProbe(now);
+    try {
+      this.ws.ping(probeFrame(id).subarray(2));
+    } catch {
+      // closing already
+    }
+  }
+
+  private onPong(data: Buffer): void {
+    // Pongs carry the ping's payload back; anything else (unsolicited pongs) is ignored.
+    if (this.probeId < 0 || data.length !== 4 || data.readUInt32BE(0) !== this.probeId) return;
+    this.probeId = -1;
+    this.opts.onProbeAnswered?.(this.now() - this.probeSentMs);
   }
 
   get bufferedAmount(): number {

@@ -7,6 +7,7 @@ import { quote } from './support/quotes.js';
 class FakeTransport implements ClientTransport {
   frames: OutFrame[] = [];
   bufferedAmount = 0;
+  readLagMs = 0;
   isOpen = true;
   closedWith: { code: number; reason: string } | undefined;
   send(frame: OutFrame): void {
@@ -53,6 +54,7 @@ function setup(opts: Partial<ConstructorParameters<typeof Fanout>[1]> = {}) {
     highWaterBytes: 1000,
     maxBufferBytes: 10_000,
     slowClientTimeoutMs: 5000,
+    maxReadLagMs: 1000,
     windowFactor: 1,
     maxWindowMs: 25,
     maxPending: 10_000,
@@ -191,6 +193,67 @@ void test('a client behind its high-water mark gets conflated updates, then a ca
   fanout.publish([tick('C')]);
   fanout.flushNow();
   assert.equal((slow.take()[0]!.quotes as unknown[]).length, 1, 'back to normal frames');
+});
+
+void test('a client reading too far behind (kernel buffers full, user space empty) is conflated until its probe is answered', () => {
+  const { fanout, tick, c, advance } = setup();
+  const lagging = new FakeTransport();
+  const fast = new FakeTransport();
+  const l = fanout.addClient(lagging);
+  fanout.subscribe(l, ['A', 'B'], false);
+  fanout.subscribe(fanout.addClient(fast), ['A', 'B'], false);
+  lagging.take();
+  fast.take();
+  lagging.readLagMs = 900; // behind, but within the 1000 ms bound: frames still flow
+  fanout.publish([tick('A')]);
+  fanout.flushNow();
+  assert.equal(lagging.take().length, 1);
+  fast.take();
+  lagging.readLagMs = 1500; // past the bound; bufferedAmount stays 0
+  for (let i = 0; i < 3; i++) {
+    fanout.publish([tick('A'), tick('B')]);
+    fanout.flushNow();
+  }
+  assert.equal(fast.take().length, 3, 'the other client is not held back');
+  assert.equal(lagging.frames.length, 0, 'nothing more is piled onto a client that reads behind');
+  assert.equal(fanout.laggingCount, 1);
+  assert.equal(c.conflated, 4);
+  lagging.readLagMs = 600; // the probe is still unanswered and older than half the bound
+  fanout.sweep();
+  assert.equal(lagging.frames.length, 0, 'no catch-up until the lag falls below half the bound');
+  lagging.readLagMs = 0; // pong arrived
+  fanout.sweep();
+  const [catchUp] = lagging.take();
+  assert.deepEqual(
+    (catchUp!.quotes as Array<{ symbol: string; seq: number; conflated?: boolean }>).map((q) => [
+      q.symbol,
+      q.seq,
+      q.conflated,
+    ]),
+    [
+      ['A', 5, true],
+      ['B', 4, true],
+    ],
+  );
+  // A client that never answers is closed after the slow-client timeout.
+  lagging.readLagMs = 5000;
+  fanout.publish([tick('A')]);
+  fanout.flushNow();
+  advance(5001);
+  fanout.sweep();
+  assert.deepEqual(lagging.closedWith, { code: 4008, reason: 'too slow' });
+  assert.deepEqual(c.slow, ['timeout']);
+});
+
+void test('read-lag conflation is off with maxReadLagMs 0', () => {
+  const { fanout, tick } = setup({ maxReadLagMs: 0 });
+  const t = new FakeTransport();
+  fanout.subscribe(fanout.addClient(t), ['A'], false);
+  t.take();
+  t.readLagMs = 60_000;
+  fanout.publish([tick('A')]);
+  fanout.flushNow();
+  assert.equal(t.take().length, 1);
 });
 
 void test('a client that stays behind is closed with 4008; one past the hard cap at once', () => {

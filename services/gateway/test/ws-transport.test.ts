@@ -48,8 +48,8 @@ void test('ws-transport: pre-framed sends arrive intact (7-bit, 16-bit and 64-bi
   const a = await pair();
   const b = await pair();
   try {
-    const ta = new WsTransport(a.server, 1000);
-    const tb = new WsTransport(b.server, 1000);
+    const ta = new WsTransport(a.server, { closeGraceMs: 1000 });
+    const tb = new WsTransport(b.server, { closeGraceMs: 1000 });
     assert.equal(ta.preframed, true);
     assert.equal(tb.preframed, true);
     const texts = ['{"type":"quotes"}', 'x'.repeat(300), 'ü'.repeat(40_000), 'y'.repeat(70_000)];
@@ -75,12 +75,79 @@ void test('ws-transport: pre-framed sends arrive intact (7-bit, 16-bit and 64-bi
 void test('ws-transport: the ws.send fallback delivers the same messages', async () => {
   const p = await pair();
   try {
-    const t = new WsTransport(p.server, 1000, false);
+    const t = new WsTransport(p.server, { closeGraceMs: 1000, preframe: false });
     assert.equal(t.preframed, false);
     const texts = ['{"a":1}', 'z'.repeat(200_000)];
     const got = collect(p.client, texts.length);
     for (const s of texts) t.send(OutFrame.text(s));
     assert.deepEqual(await got, texts);
+  } finally {
+    await p.close();
+  }
+});
+
+for (const preframe of [true, false]) {
+  void test(`ws-transport: read-lag probes ride with data frames, at most one in flight (${preframe ? 'pre-framed' : 'ws.send'})`, async () => {
+    const p = await pair();
+    try {
+      let now = 1_000_000;
+      const answered: number[] = [];
+      const t = new WsTransport(p.server, {
+        closeGraceMs: 1000,
+        probeIntervalMs: 500,
+        preframe,
+        now: () => now,
+        onProbeAnswered: (ms) => answered.push(ms),
+      });
+      const pings: number[] = [];
+      p.client.on('ping', (data: Buffer) => pings.push(data.readUInt32BE(0)));
+      const got = collect(p.client, 4);
+      t.send(OutFrame.text('one')); // carries probe 1
+      assert.equal(t.readLagMs, 0);
+      now += 40;
+      assert.equal(t.readLagMs, 40, 'the probe is in flight');
+      t.send(OutFrame.text('two')); // one in flight: no second probe
+      while (answered.length === 0) await new Promise((r) => setTimeout(r, 5));
+      assert.equal(pings.length, 1);
+      assert.deepEqual(answered, [40]);
+      assert.equal(t.readLagMs, 0, 'answered');
+      now += 100;
+      t.send(OutFrame.text('three')); // answered, but within the interval: no probe
+      now += 500;
+      t.send(OutFrame.text('four')); // due again
+      while (answered.length < 2) await new Promise((r) => setTimeout(r, 5));
+      assert.deepEqual(
+        await got,
+        ['one', 'two', 'three', 'four'],
+        'the messages arrive intact around the pings',
+      );
+      assert.equal(pings.length, 2);
+      assert.equal(pings[1], pings[0]! + 1);
+    } finally {
+      await p.close();
+    }
+  });
+}
+
+void test('ws-transport: probe() pings an idle client once and reports how long it has gone unanswered', async () => {
+  const p = await pair();
+  try {
+    let now = 5_000;
+    const t = new WsTransport(p.server, { closeGraceMs: 1000, now: () => now });
+    // A client that does not answer pings: ws answers automatically, so turn that off.
+    const silent = p.client as unknown as { _autoPong: boolean };
+    silent._autoPong = false;
+    let pings = 0;
+    p.client.on('ping', () => pings++);
+    assert.equal(t.probe(), 0);
+    now += 3000;
+    assert.equal(t.probe(), 3000, 'still unanswered; no second ping');
+    assert.equal(t.readLagMs, 3000);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(pings, 1);
+    p.client.pong(Buffer.from([0, 0, 0, 9])); // a pong that answers nothing of ours
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(t.readLagMs, 3000, 'unsolicited pongs are ignored');
   } finally {
     await p.close();
   }
