@@ -4,6 +4,9 @@
 // with backoff and jitter and resends the whole window, in order, on the new
 // stream. The server and the price-cache make the resend safe (each tick is
 // applied once), so nothing acknowledged is lost and nothing is applied twice.
+// A stream that stays open but acknowledges nothing for ackTimeoutMs while
+// ticks wait on it is treated as broken too: the server ends its side after
+// INGEST_UNAVAILABLE_AFTER_MS, and this catches what it cannot report.
 import { status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import {
   IngestServiceClient,
@@ -26,6 +29,11 @@ export interface ProducerClientOptions {
   maxTicksPerMessage?: number;
   reconnectMinMs?: number;
   reconnectMaxMs?: number;
+  /**
+   * Ticks written and no ack for this long: the stream is cut and the window
+   * resent on a new one. Default 30000, above the server's own bound (10 s).
+   */
+  ackTimeoutMs?: number;
   /** Sequence source for ticks sent without producer_seq (time-based by default). */
   seq?: SeqAllocator;
   onRejection?: (rejection: Rejection) => void;
@@ -62,6 +70,9 @@ export class ProducerClient {
   private everConnected = false;
   private waiters: Array<() => void> = [];
   private readonly seq: SeqAllocator;
+  /** When the ack last moved, or the first unacknowledged tick went out on this stream. */
+  private lastAckProgressMs = 0;
+  private ackWatchdog: NodeJS.Timeout | undefined;
   readonly stats: ProducerStats = { sent: 0, acked: 0, rejected: 0, reconnects: 0, resent: 0 };
 
   constructor(private readonly opts: ProducerClientOptions) {
@@ -79,6 +90,10 @@ export class ProducerClient {
     }
     this.pending = new BoundedDeque(opts.windowTicks ?? 10_000);
     this.seq = opts.seq ?? new SeqAllocator();
+  }
+
+  private get ackTimeoutMs(): number {
+    return this.opts.ackTimeoutMs ?? 30_000;
   }
 
   /** Highest seq the server confirmed (stored or rejected). */
@@ -143,6 +158,7 @@ export class ProducerClient {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.reconnectTimer);
+    clearInterval(this.ackWatchdog);
     const call = this.call;
     this.call = undefined;
     if (call) {
@@ -179,6 +195,8 @@ export class ProducerClient {
     }
     this.everConnected = true;
     this.opts.onStream?.('connected');
+    this.ackWatchdog ??= setInterval(() => this.checkAckProgress(), Math.max(20, this.ackTimeoutMs / 4));
+    this.ackWatchdog.unref();
     call.on('data', (res: PublishTicksResponse) => this.onResponse(res));
     call.on('drain', () => this.scheduleWrite());
     call.on('error', (err: ServiceError) =>
@@ -203,8 +221,18 @@ export class ProducerClient {
       this.written = Math.max(0, this.written - n);
       this.stats.acked += n;
       this.attempt = 0; // the server is storing again: next break starts with a short backoff
+      this.lastAckProgressMs = Date.now();
       this.notify();
     }
+  }
+
+  private checkAckProgress(): void {
+    const call = this.call;
+    if (!call || this.written === 0) return;
+    const silentMs = Date.now() - this.lastAckProgressMs;
+    if (silentMs < this.ackTimeoutMs) return;
+    this.onBroken(call, `no ack for ${silentMs} ms with ${this.written} ticks written`);
+    call.cancel(); // its 'error' finds this.call replaced and is ignored
   }
 
   private onBroken(
@@ -240,6 +268,7 @@ export class ProducerClient {
     const call = this.call;
     if (!call) return;
     const max = this.opts.maxTicksPerMessage ?? 500;
+    if (this.written === 0 && this.pending.length > 0) this.lastAckProgressMs = Date.now();
     while (this.written < this.pending.length) {
       const n = Math.min(max, this.pending.length - this.written);
       const ticks: Tick[] = new Array<Tick>(n);

@@ -58,6 +58,8 @@ export class PublishTicksSession {
   /** Tracked ticks not yet stored, and when the oldest wait for storage began (or the last one got stored). */
   private unstored = 0;
   private lastStoreProgress = Date.now();
+  /** When the cumulative ack last moved (or tracking began after an idle spell). */
+  private lastAckProgress = Date.now();
   private unavailableSince: number | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
   private flushing = false;
@@ -161,6 +163,7 @@ export class PublishTicksSession {
       const p = result.problem;
       return this.reject(seq, p.field, p.reason, p.message, true, signal);
     }
+    if (this.tracker.inFlight === 0) this.lastAckProgress = Date.now();
     const entry = this.tracker.track(seq)!; // room was checked above
     this.markWaiting();
     const done = (err: Error | undefined) => this.completed(entry, err);
@@ -188,7 +191,10 @@ export class PublishTicksSession {
     while (!signal.aborted && this.outbox.full) await this.progress.wait();
     if (signal.aborted) return;
     this.outbox.push({ producerSeq: Number.isSafeInteger(seq) && seq > 0 ? seq : 0, field, reason: message });
-    if (track) this.tracker.trackDone(seq);
+    if (track) {
+      if (this.tracker.inFlight === 0) this.lastAckProgress = Date.now();
+      this.tracker.trackDone(seq);
+    }
     this.scheduleFlush(false);
   }
 
@@ -218,11 +224,26 @@ export class PublishTicksSession {
       this.fail(new UnavailableError(`NATS JetStream unavailable for ${bound} ms: resend from the last ack`));
     } else if (this.unstored > 0 && now - this.lastStoreProgress >= bound) {
       this.fail(new UnavailableError(`no tick stored for ${bound} ms: resend from the last ack`));
+    } else if (this.tracker.inFlight > 0 && now - this.lastAckProgress >= bound) {
+      // Whatever holds the ack back (a tick whose store never completes while
+      // others do, an ack the transport will not take), the producer's way out
+      // is the same: a new stream and a resend from the last ack.
+      this.fail(new UnavailableError(`no ack progress for ${bound} ms: resend from the last ack`));
     }
   }
 
   private fail(err: UnavailableError): void {
     if (this.failure) return;
+    this.opts.logger?.warn(
+      {
+        producerId: this.producerId,
+        reason: err.message,
+        ackedThrough: this.tracker.ackedThrough,
+        inFlight: this.tracker.inFlight,
+        unstored: this.unstored,
+      },
+      'PublishTicks stream ended with UNAVAILABLE',
+    );
     this.failure = err;
     this.failed.notify();
   }
@@ -257,7 +278,7 @@ export class PublishTicksSession {
           if (!this.sink.write({ rejection, ack: undefined })) await this.sink.drained();
         }
         if (this.stop.signal.aborted) return;
-        this.tracker.advance();
+        if (this.tracker.advance() !== undefined) this.lastAckProgress = Date.now();
         // Rejections queued while we waited for the transport must go out before an ack covering them.
         if (this.outbox.length > 0) {
           this.flushAgain = true;

@@ -216,6 +216,37 @@ describe('PublishTicksSession', () => {
     await publisher.close(100);
   });
 
+  it('ends with UNAVAILABLE when the ack is held back for too long while other ticks get stored', async () => {
+    let seq = 0;
+    const { publisher, opts } = setup({ unavailableAfterMs: 150 }, (_s, _d, msgId) =>
+      // The batch holding seq 1 never completes; every other batch is stored at once.
+      msgId.endsWith('/1/1')
+        ? new Promise<StoreResult>(() => undefined)
+        : Promise.resolve({ streamSeq: ++seq, duplicate: false }),
+    );
+    const stuck = 'THYAO';
+    const other = universe.instruments
+      .map((i) => i.symbol)
+      .find((s) => publisher.partitionOf(s) !== publisher.partitionOf(stuck))!;
+    const feed = new Feed();
+    const out = sink();
+    const run = new PublishTicksSession(opts, out).run(feed);
+    feed.push({ tick: tick(1, { symbol: stuck }), ticks: [] });
+    let n = 2;
+    const timer = setInterval(() => feed.push({ tick: tick(n++, { symbol: other }), ticks: [] }), 10);
+    try {
+      await assert.rejects(
+        run,
+        (err: unknown) => err instanceof UnavailableError && /no ack progress/.test(err.message),
+      );
+    } finally {
+      clearInterval(timer);
+    }
+    assert.ok(seq > 5, `the other ticks were stored meanwhile (${seq} batches)`);
+    assert.deepEqual(acks(out.out), [], 'nothing acknowledged past the held tick');
+    await publisher.close(10);
+  });
+
   it('ends with UNAVAILABLE when nothing gets stored for too long', async () => {
     const { publisher, opts } = setup(
       { unavailableAfterMs: 100 },
