@@ -99,6 +99,11 @@ export const gatewayConfigSpec = {
     default: '20000',
     doc: 'WebSocket connections per process (beyond: close 4009)',
   },
+  MAX_CONNECTION_AGE_MS: {
+    schema: int(0, 7 * 86_400_000),
+    default: '0',
+    doc: 'Close each WebSocket with 1001 after a lifetime drawn between half and all of this, so clients reconnect through the load balancer and spread over new pods (0: never; checked every HEARTBEAT_MS / 2)',
+  },
   MAX_CONNECTIONS_PER_IP: {
     schema: int(1, 1_000_000),
     default: '200',

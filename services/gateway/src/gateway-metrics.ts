@@ -9,6 +9,7 @@ export class GatewayMetrics implements FanoutMetrics {
   readonly connectionsOpened: Counter;
   readonly connectionsRejected: Counter;
   readonly closes: Counter;
+  readonly lifetimeCloses: Counter;
   readonly framesOut: Counter;
   readonly quotesOut: Counter;
   readonly conflatedUpdates: Counter;
@@ -48,6 +49,11 @@ export class GatewayMetrics implements FanoutMetrics {
       name: 'tickmesh_gateway_closes_total',
       help: 'WebSocket connections closed, by close code',
       labelNames: ['code'],
+      registers,
+    });
+    this.lifetimeCloses = new Counter({
+      name: 'tickmesh_gateway_lifetime_closes_total',
+      help: 'WebSocket connections closed with 1001 because they reached their lifetime (MAX_CONNECTION_AGE_MS)',
       registers,
     });
     this.framesOut = new Counter({

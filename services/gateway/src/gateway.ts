@@ -114,6 +114,7 @@ export async function startGateway(deps: GatewayDeps): Promise<RunningGateway> {
     trustedProxyHops: config.TRUSTED_PROXY_HOPS,
     maxConnections: config.MAX_CONNECTIONS,
     maxConnectionsPerIp: config.MAX_CONNECTIONS_PER_IP,
+    maxConnectionAgeMs: config.MAX_CONNECTION_AGE_MS,
     maxFrameBytes: config.MAX_FRAME_BYTES,
     heartbeatMs: config.HEARTBEAT_MS,
     closeGraceMs: config.SLOW_CLIENT_CLOSE_GRACE_MS,

@@ -2,7 +2,9 @@
 // subprotocol), connection limits per IP and in total, one Session per
 // socket, protocol-level pings (the transport's read-lag probes) that drop
 // dead peers, heartbeats to idle
-// clients, and the shutdown that closes everyone with 1001.
+// clients, connection lifetimes (1001 after a random share of
+// maxConnectionAgeMs, so clients rebalance over new pods), and the shutdown
+// that closes everyone with 1001.
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -21,6 +23,8 @@ export interface WsEndpointOptions {
   trustedProxyHops: number;
   maxConnections: number;
   maxConnectionsPerIp: number;
+  /** Connections are closed with 1001 after a lifetime drawn from [age/2, age]; 0: never. */
+  maxConnectionAgeMs: number;
   maxFrameBytes: number;
   heartbeatMs: number;
   closeGraceMs: number;
@@ -36,6 +40,8 @@ interface Connection {
   session: Session;
   transport: WsTransport;
   ip: string;
+  /** Wall-clock ms after which the connection is closed to rebalance; Infinity: never. */
+  closeAtMs: number;
 }
 
 export class WsEndpoint {
@@ -121,7 +127,10 @@ export class WsEndpoint {
       fanout: this.opts.fanout,
       logger: this.opts.logger,
     });
-    const conn: Connection = { session, transport, ip };
+    const age = this.opts.maxConnectionAgeMs;
+    // Random between half and all of the age, so clients that connected together do not return together.
+    const closeAtMs = age > 0 ? Date.now() + age * (0.5 + Math.random() * 0.5) : Infinity;
+    const conn: Connection = { session, transport, ip, closeAtMs };
     this.connections.set(ws, conn);
     this.opts.metrics.connections.inc();
     this.opts.metrics.connectionsOpened.inc();
@@ -143,6 +152,15 @@ export class WsEndpoint {
 
   private tick(): void {
     this.ticks++;
+    if (this.opts.maxConnectionAgeMs > 0 && !this.draining) {
+      const now = Date.now();
+      for (const c of this.connections.values()) {
+        if (now < c.closeAtMs) continue;
+        c.closeAtMs = Infinity; // once
+        this.opts.metrics.lifetimeCloses.inc();
+        c.session.close(CloseCode.goingAway, 'connection lifetime reached');
+      }
+    }
     if (this.ticks % 2 === 0) {
       // Protocol pings: a peer that has not answered one for two intervals is gone.
       for (const c of this.connections.values()) {

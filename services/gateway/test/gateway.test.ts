@@ -425,6 +425,44 @@ void describe('read lag', () => {
   });
 });
 
+void describe('connection lifetime', () => {
+  void test('each connection is closed with 1001 after a lifetime between half and all of MAX_CONNECTION_AGE_MS, spread out', async () => {
+    const market = new ScriptedMarket([{ symbol: 'THYAO', price: 100 }]);
+    const up = await startScriptedUpstream(market);
+    const gw = await startTestGateway(up.port, { MAX_CONNECTION_AGE_MS: '1000', HEARTBEAT_MS: '100' });
+    try {
+      await ready(gw);
+      const opened = Date.now();
+      const clients = await Promise.all(Array.from({ length: 12 }, () => welcomed(gw.url)));
+      const closes = await Promise.all(
+        clients.map(async (c) => {
+          const closed = await c.closed;
+          return { ...closed, afterMs: Date.now() - opened };
+        }),
+      );
+      for (const c of closes) {
+        assert.equal(c.code, 1001);
+        assert.equal(c.reason, 'connection lifetime reached');
+        // Drawn from [500, 1000] ms, checked every 50 ms; connecting took a little too.
+        assert.ok(c.afterMs >= 450 && c.afterMs <= 1600, `closed after ${c.afterMs} ms`);
+      }
+      const times = closes.map((c) => c.afterMs).sort((a, b) => a - b);
+      assert.ok(
+        times.at(-1)! - times[0]! >= 100,
+        `closes spread out, not in one wave: ${times.join(', ')} ms`,
+      );
+      assert.equal(await metricValue(gw.registry, 'tickmesh_gateway_lifetime_closes_total'), 12);
+      // A client that reconnects is simply a new connection with a new lifetime.
+      const again = await welcomed(gw.url);
+      assert.equal(again.ws.readyState, WebSocket.OPEN);
+      again.close();
+    } finally {
+      await gw.close();
+      await up.stop();
+    }
+  });
+});
+
 void describe('shutdown', () => {
   void test('clients are closed with 1001 and readiness goes off', async () => {
     const market = new ScriptedMarket([{ symbol: 'THYAO', price: 100 }]);
