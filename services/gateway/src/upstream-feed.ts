@@ -15,8 +15,9 @@
 //  - A RESET, or a new epoch on the stream, replaces the mirror from the
 //    snapshot that follows and re-snapshots every client (reason "epoch").
 //  - A snapshot may span several consecutive KIND_SNAPSHOT messages (the
-//    price-cache splits large ones): they are assembled until the first other
-//    message, or until none followed for a short settle time.
+//    price-cache splits large ones): they are assembled until the one marked
+//    snapshot_complete; from a server that does not mark it, until the first
+//    other message or until none followed for a short settle time.
 import type { Logger } from '../../common/src/logger.js';
 import type { Quote } from '../../common/src/gen/tickmesh/market/v1/market.js';
 import {
@@ -203,6 +204,10 @@ export class UpstreamFeed {
         att.partsEpoch = epoch;
       }
       for (const q of m.quotes) att.parts.push(q);
+      if (m.snapshotComplete) {
+        this.completeSnapshot(att);
+        return;
+      }
       if (att.settleTimer) clearTimeout(att.settleTimer);
       att.settleTimer = setTimeout(() => this.completeSnapshot(att), this.opts.snapshotSettleMs ?? 50);
       att.settleTimer.unref();
@@ -228,6 +233,7 @@ export class UpstreamFeed {
       epoch: att.partsEpoch,
       serverTimeMs: 0,
       heartbeatIntervalMs: 0,
+      snapshotComplete: true,
     };
     if (att === this.active) this.handleActive(att, m);
     else if (att === this.candidate) this.handleCandidate(att, m);

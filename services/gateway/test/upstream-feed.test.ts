@@ -14,9 +14,22 @@ import { eventually } from './support/ws-client.js';
 class FakeStream {
   cancelled = false;
   constructor(private readonly h: { message(m: StreamQuotesResponse): void; end(reason: string): void }) {}
-  send(kind: Kind, quotes: Quote[] = [], epoch = quotes[0]?.epoch ?? 1, heartbeatIntervalMs = 1000): void {
+  send(
+    kind: Kind,
+    quotes: Quote[] = [],
+    epoch = quotes[0]?.epoch ?? 1,
+    heartbeatIntervalMs = 1000,
+    snapshotComplete = false,
+  ): void {
     if (!this.cancelled)
-      this.h.message({ kind, quotes, epoch, heartbeatIntervalMs, serverTimeMs: Date.now() });
+      this.h.message({
+        kind,
+        quotes,
+        epoch,
+        heartbeatIntervalMs,
+        serverTimeMs: Date.now(),
+        snapshotComplete,
+      });
   }
   /** A snapshot, completed by the next message (as a server's heartbeat or update would). */
   snapshot(quotes: Quote[], epoch = quotes[0]?.epoch ?? 1): void {
@@ -221,5 +234,18 @@ void test('a snapshot split over several messages is assembled before clients ar
   await eventually(() => (events.length === 3 ? true : undefined), 2000, 'settled snapshot');
   assert.equal(events[2], 'resync:epoch');
   assert.deepEqual([mirror.epoch, mirror.size], [2, 2]);
+  feed.stop();
+});
+
+void test('a snapshot whose last part is marked complete is applied at once, without waiting to settle', () => {
+  const { source, feed, events, mirror } = setup({ snapshotSettleMs: 60_000 });
+  feed.start();
+  const s = source.last;
+  s.send(Kind.KIND_SNAPSHOT, [quote('A', 1), quote('B', 1)]);
+  assert.deepEqual(events, [], 'a part not marked complete waits for the rest');
+  s.send(Kind.KIND_SNAPSHOT, [quote('C', 1)], 1, 1000, true);
+  assert.deepEqual(events, ['resync:upstream'], 'complete on the marked part, synchronously');
+  assert.equal(mirror.size, 3);
+  assert.equal(feed.isLive, true);
   feed.stop();
 });

@@ -226,6 +226,7 @@ export class QuoteStreamSession {
     }
     // An empty snapshot is still sent: the client learns the stream is up and its epoch.
     if (frames.length === 0) frames.push(this.frame(StreamQuotesResponse_Kind.KIND_SNAPSHOT, []));
+    frames[frames.length - 1]!.snapshotComplete = true;
     return frames;
   }
 }

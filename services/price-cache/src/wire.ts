@@ -20,6 +20,8 @@ export interface StreamFrame {
   serverTimeMs: number;
   epoch: number;
   heartbeatIntervalMs: number;
+  /** The last KIND_SNAPSHOT message of a snapshot. */
+  snapshotComplete?: boolean;
 }
 
 // Quote field 18 (conflated), varint, value 1. Appended after the quote's
@@ -54,6 +56,7 @@ export function encodeStreamFrame(f: StreamFrame): Buffer {
   if (f.serverTimeMs !== 0) size += 1 + varintLength(f.serverTimeMs);
   if (f.epoch !== 0) size += 1 + varintLength(f.epoch);
   if (f.heartbeatIntervalMs !== 0) size += 1 + varintLength(f.heartbeatIntervalMs);
+  if (f.snapshotComplete) size += 2;
   const buf = Buffer.allocUnsafe(size);
   let pos = 0;
   if (f.kind !== 0) {
@@ -80,7 +83,11 @@ export function encodeStreamFrame(f: StreamFrame): Buffer {
   }
   if (f.heartbeatIntervalMs !== 0) {
     buf[pos++] = 0x28;
-    writeVarint(buf, pos, f.heartbeatIntervalMs);
+    pos = writeVarint(buf, pos, f.heartbeatIntervalMs);
+  }
+  if (f.snapshotComplete) {
+    buf[pos] = 0x30; // field 6, varint
+    buf[pos + 1] = 1;
   }
   return buf;
 }

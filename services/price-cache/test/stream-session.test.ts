@@ -30,20 +30,29 @@ const entry = (q: Quote): MirrorEntry =>
   new MirrorEntry(q.symbol, q.seq, q.epoch, Quote.encode(q).finish(), q);
 
 describe('encodeStreamFrame', () => {
-  it('writes what ts-proto writes, from pre-encoded quotes', () => {
-    const qs = [quote('THYAO', 1), quote('GARAN', 99)];
-    const frame: StreamFrame = {
-      kind: Kind.KIND_UPDATE,
-      quotes: qs.map((q) => ({ bytes: Quote.encode(q).finish(), conflated: false })),
-      serverTimeMs: 1_732_240_000_123,
-      epoch: 1_732_240_000_000,
-      heartbeatIntervalMs: 5000,
-    };
-    const ours = encodeStreamFrame(frame);
-    const theirs = StreamQuotesResponse.encode({ ...frame, quotes: qs }).finish();
-    assert.deepEqual(new Uint8Array(ours), theirs);
-    assert.deepEqual(StreamQuotesResponse.decode(ours).quotes, qs);
-  });
+  for (const [kind, snapshotComplete] of [
+    [Kind.KIND_UPDATE, false],
+    [Kind.KIND_SNAPSHOT, false],
+    [Kind.KIND_SNAPSHOT, true],
+  ] as const) {
+    it(`writes what ts-proto writes, from pre-encoded quotes (${Kind[kind]}, complete ${snapshotComplete})`, () => {
+      const qs = [quote('THYAO', 1), quote('GARAN', 99)];
+      const frame: StreamFrame = {
+        kind,
+        quotes: qs.map((q) => ({ bytes: Quote.encode(q).finish(), conflated: false })),
+        serverTimeMs: 1_732_240_000_123,
+        epoch: 1_732_240_000_000,
+        heartbeatIntervalMs: 5000,
+        snapshotComplete,
+      };
+      const ours = encodeStreamFrame(frame);
+      const theirs = StreamQuotesResponse.encode({ ...frame, snapshotComplete, quotes: qs }).finish();
+      assert.deepEqual(new Uint8Array(ours), theirs);
+      const decoded = StreamQuotesResponse.decode(ours);
+      assert.deepEqual(decoded.quotes, qs);
+      assert.equal(decoded.snapshotComplete, snapshotComplete);
+    });
+  }
 
   it('marks conflated quotes without re-encoding them', () => {
     const q = quote('THYAO', 5);
@@ -231,6 +240,42 @@ describe('QuoteStreamSession', () => {
       .filter((f) => f.kind !== Kind.KIND_HEARTBEAT)
       .map((f) => `${Kind[f.kind]}:${f.quotes.map((q) => q.seq).join(',')}`);
     assert.deepEqual(kinds.slice(-3), ['KIND_RESET:', 'KIND_SNAPSHOT:2', 'KIND_UPDATE:3']);
+    sink.controller.abort();
+    await run;
+  });
+
+  it('splits a large snapshot over several messages and marks only the last one complete', async () => {
+    const s = new QuoteStreamSession({ ...base, maxQuotesPerMessage: 2 });
+    const sink = new FakeSink();
+    const symbols = ['A1', 'A2', 'A3', 'A4', 'A5'];
+    s.start(
+      7,
+      symbols.map((sym) => entry(quote(sym, 1))),
+    );
+    const run = s.run(sink);
+    await until(() => sink.frames.length >= 3, 'three snapshot parts');
+    assert.deepEqual(
+      sink.frames.slice(0, 3).map((f) => [Kind[f.kind], f.quotes.length, f.snapshotComplete]),
+      [
+        ['KIND_SNAPSHOT', 2, false],
+        ['KIND_SNAPSHOT', 2, false],
+        ['KIND_SNAPSHOT', 1, true],
+      ],
+    );
+    sink.controller.abort();
+    await run;
+  });
+
+  it('marks an empty snapshot complete too', async () => {
+    const s = new QuoteStreamSession({ ...base, symbols: new Set(['NONE']) });
+    const sink = new FakeSink();
+    s.start(7, [entry(quote('THYAO', 3))]);
+    const run = s.run(sink);
+    await until(() => sink.frames.length >= 1, 'snapshot');
+    assert.deepEqual(
+      [sink.frames[0]!.kind, sink.frames[0]!.quotes.length, sink.frames[0]!.snapshotComplete],
+      [Kind.KIND_SNAPSHOT, 0, true],
+    );
     sink.controller.abort();
     await run;
   });

@@ -199,7 +199,7 @@ async function pumpQuotes(
   call.on('close', () => (cancelled = true));
   const templates = symbols.map((s) => bySymbol.get(s) ?? { ...bySymbol.values().next().value!, symbol: s });
   const seqs = templates.map((t) => t.seq);
-  const base = { serverTimeMs: 0, epoch: 1, heartbeatIntervalMs: 5000 };
+  const base = { serverTimeMs: 0, epoch: 1, heartbeatIntervalMs: 5000, snapshotComplete: false };
   call.write({
     ...base,
     kind: StreamQuotesResponse_Kind.KIND_SNAPSHOT,

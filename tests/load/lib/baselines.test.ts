@@ -38,6 +38,7 @@ void describe('bare gRPC baseline and the gRPC load clients', () => {
       serverTimeMs: 5,
       epoch: 9,
       heartbeatIntervalMs: 100,
+      snapshotComplete: true, // a field the lean decoder must skip
     }).finish();
     assert.deepEqual(decodeLeanStreamResponse(bytes), {
       kind: StreamQuotesResponse_Kind.KIND_UPDATE,

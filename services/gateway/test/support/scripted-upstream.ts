@@ -76,6 +76,7 @@ export class ScriptedMarket {
       serverTimeMs: Date.now(),
       epoch: this.epoch,
       heartbeatIntervalMs: this.heartbeatMs,
+      snapshotComplete: false,
       ...m,
     };
   }

@@ -75,6 +75,12 @@ export interface StreamQuotesResponse {
   epoch: number;
   /** Heartbeat interval of this stream, in ms (sent on every message). */
   heartbeatIntervalMs: number;
+  /**
+   * On KIND_SNAPSHOT: true on the last message of the snapshot (a large one
+   * spans several consecutive KIND_SNAPSHOT messages). Servers before this
+   * field never set it: then a snapshot ends at the first other message.
+   */
+  snapshotComplete: boolean;
 }
 
 /** What this message carries. */
@@ -735,7 +741,7 @@ export const StreamQuotesRequest: MessageFns<StreamQuotesRequest> = {
 };
 
 function createBaseStreamQuotesResponse(): StreamQuotesResponse {
-  return { kind: 0, quotes: [], serverTimeMs: 0, epoch: 0, heartbeatIntervalMs: 0 };
+  return { kind: 0, quotes: [], serverTimeMs: 0, epoch: 0, heartbeatIntervalMs: 0, snapshotComplete: false };
 }
 
 export const StreamQuotesResponse: MessageFns<StreamQuotesResponse> = {
@@ -754,6 +760,9 @@ export const StreamQuotesResponse: MessageFns<StreamQuotesResponse> = {
     }
     if (message.heartbeatIntervalMs !== 0) {
       writer.uint32(40).uint32(message.heartbeatIntervalMs);
+    }
+    if (message.snapshotComplete !== false) {
+      writer.uint32(48).bool(message.snapshotComplete);
     }
     return writer;
   },
@@ -811,6 +820,14 @@ export const StreamQuotesResponse: MessageFns<StreamQuotesResponse> = {
             message.heartbeatIntervalMs = reader.uint32();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.snapshotComplete = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -838,6 +855,11 @@ export const StreamQuotesResponse: MessageFns<StreamQuotesResponse> = {
         : isSet(object.heartbeat_interval_ms)
         ? globalThis.Number(object.heartbeat_interval_ms)
         : 0,
+      snapshotComplete: isSet(object.snapshotComplete)
+        ? globalThis.Boolean(object.snapshotComplete)
+        : isSet(object.snapshot_complete)
+        ? globalThis.Boolean(object.snapshot_complete)
+        : false,
     };
   },
 
@@ -858,6 +880,9 @@ export const StreamQuotesResponse: MessageFns<StreamQuotesResponse> = {
     if (message.heartbeatIntervalMs !== 0) {
       obj.heartbeatIntervalMs = Math.round(message.heartbeatIntervalMs);
     }
+    if (message.snapshotComplete !== false) {
+      obj.snapshotComplete = message.snapshotComplete;
+    }
     return obj;
   },
 
@@ -871,6 +896,7 @@ export const StreamQuotesResponse: MessageFns<StreamQuotesResponse> = {
     message.serverTimeMs = object.serverTimeMs ?? 0;
     message.epoch = object.epoch ?? 0;
     message.heartbeatIntervalMs = object.heartbeatIntervalMs ?? 0;
+    message.snapshotComplete = object.snapshotComplete ?? false;
     return message;
   },
 };
