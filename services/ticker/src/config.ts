@@ -88,8 +88,8 @@ export const jetstreamConfig = {
   },
   PUBLISH_TIMEOUT_MS: {
     schema: int(100, 120_000),
-    default: '5000',
-    doc: 'Timeout of one JetStream publish (waiting for its ack)',
+    default: '2000',
+    doc: 'Timeout of one JetStream publish (waiting for its ack); a timed-out batch is retried with the same message id, so a publish lost in a NATS restart costs this long',
   },
   PUBLISH_RETRY_MIN_MS: {
     schema: int(1, 60_000),

@@ -51,6 +51,9 @@ interface Entry {
   done: TickCallback | undefined;
 }
 
+/** What an in-flight publish resolves to when retryNow() cut it short. */
+const RETRY_NOW = Symbol('retry now');
+
 class PublisherClosedError extends UnavailableError {
   constructor() {
     super('the ticker is shutting down: tick not stored');
@@ -127,6 +130,12 @@ export class TickPublisher {
   private abandoned = false;
   private readonly abandon = new AbortController();
   private readonly random: () => number;
+  /** Wakers of lanes sleeping before a retry. */
+  private readonly sleepers = new Set<() => void>();
+  /** Bumped by retryNow(): a lane that sees it move starts its backoff over. */
+  private retryEpoch = 0;
+  /** Aborted by retryNow(): publishes sent before it are not waited for (see run()). */
+  private reconnected = new AbortController();
 
   constructor(private readonly opts: PublisherOptions) {
     if (!Number.isInteger(opts.partitions) || opts.partitions < 1)
@@ -197,6 +206,19 @@ export class TickPublisher {
     });
   }
 
+  /**
+   * Retries every failing batch now rather than after its backoff, starting
+   * the backoff over (called when NATS reconnects: a lane that happened to be
+   * asleep would otherwise stay dark for up to PUBLISH_RETRY_MAX_MS).
+   */
+  retryNow(): void {
+    this.retryEpoch++;
+    const previous = this.reconnected;
+    this.reconnected = new AbortController();
+    previous.abort();
+    for (const wake of [...this.sleepers]) wake();
+  }
+
   /** Resolves when every queued tick has been stored. */
   async idle(): Promise<void> {
     await Promise.all(this.lanes.map((l) => l.waitForIdle()));
@@ -242,13 +264,27 @@ export class TickPublisher {
       const data = encodeBatch(batch);
 
       let result: StoreResult | undefined;
+      let epoch = this.retryEpoch;
       for (let attempt = 0; !this.abandoned; attempt++) {
         const started = performance.now();
         metrics?.inFlight.inc();
         try {
           // Abandoning (end of close) does not wait for an in-flight publish: its ticks are
           // failed as "not stored", which stays true to the producers even if it lands later.
-          result = await this.untilAbandoned(this.opts.publish(subject, data, msgId));
+          // A publish sent before NATS came back (buffered while disconnected, or lost
+          // with the old server) is not waited for: retryNow() cuts it short and the same
+          // batch goes again at once. If the first one landed after all, JetStream
+          // answers the repeat as a duplicate of it.
+          const outcome = await this.untilAbandoned(
+            this.opts.publish(subject, data, msgId),
+            this.reconnected.signal,
+          );
+          if (outcome === RETRY_NOW) {
+            epoch = this.retryEpoch;
+            attempt = -1;
+            continue;
+          }
+          result = outcome;
           if (!result) break;
           metrics?.publishSeconds.observe((performance.now() - started) / 1000);
           lane.failing = false;
@@ -256,6 +292,12 @@ export class TickPublisher {
         } catch (err) {
           lane.failing = true;
           metrics?.publishFailures.inc();
+          if (epoch !== this.retryEpoch) {
+            // NATS came back since this batch's backoff grew: the attempt that just
+            // failed (often "no responders" while JetStream recovers) starts it over.
+            epoch = this.retryEpoch;
+            attempt = 0;
+          }
           const delay = this.retryDelay(attempt);
           // First failure of an outage at warn, then every 10th, to keep logs readable.
           if (attempt % 10 === 0) {
@@ -270,7 +312,10 @@ export class TickPublisher {
               'JetStream publish failed: retrying the same batch',
             );
           }
-          await sleep(delay, this.abandon.signal);
+          if (await this.retrySleep(delay)) {
+            epoch = this.retryEpoch; // woken by retryNow(): retry now, then the shortest delays
+            attempt = -1;
+          }
         } finally {
           metrics?.inFlight.dec();
         }
@@ -307,22 +352,40 @@ export class TickPublisher {
     return n;
   }
 
-  private untilAbandoned(publish: Promise<StoreResult>): Promise<StoreResult | undefined> {
+  /** The publish's result; undefined when the publisher is abandoned, RETRY_NOW when `retry` aborts first. */
+  private untilAbandoned(
+    publish: Promise<StoreResult>,
+    retry: AbortSignal,
+  ): Promise<StoreResult | undefined | typeof RETRY_NOW> {
     const signal = this.abandon.signal;
     if (signal.aborted) return Promise.resolve(undefined);
-    return new Promise<StoreResult | undefined>((resolve, reject) => {
-      const onAbort = () => resolve(undefined);
+    return new Promise<StoreResult | undefined | typeof RETRY_NOW>((resolve, reject) => {
+      const onAbort = () => settle(() => resolve(undefined));
+      const onRetry = () => settle(() => resolve(RETRY_NOW));
+      const settle = (fn: () => void) => {
+        signal.removeEventListener('abort', onAbort);
+        retry.removeEventListener('abort', onRetry);
+        fn();
+      };
       signal.addEventListener('abort', onAbort, { once: true });
+      retry.addEventListener('abort', onRetry, { once: true });
       publish.then(
-        (r) => {
-          signal.removeEventListener('abort', onAbort);
-          resolve(r);
-        },
-        (err: unknown) => {
-          signal.removeEventListener('abort', onAbort);
-          reject(err instanceof Error ? err : new Error(String(err)));
-        },
+        (r) => settle(() => resolve(r)),
+        (err: unknown) => settle(() => reject(err instanceof Error ? err : new Error(String(err)))),
       );
+    });
+  }
+
+  /** Sleeps `ms` before a retry; resolves true when retryNow() cut it short. */
+  private retrySleep(ms: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const woken = () => finish(true);
+      const finish = (early: boolean) => {
+        this.sleepers.delete(woken);
+        resolve(early);
+      };
+      this.sleepers.add(woken);
+      void sleep(ms, this.abandon.signal).then(() => finish(false));
     });
   }
 

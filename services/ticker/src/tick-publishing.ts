@@ -46,7 +46,7 @@ export async function openTickPublishing(opts: {
     }
   }
   const js = jetstream(nc, { timeout: config.PUBLISH_TIMEOUT_MS });
-  return new TickPublisher({
+  const publisher = new TickPublisher({
     partitions: config.TICK_PARTITIONS,
     maxBatchTicks: config.PUBLISH_MAX_BATCH_TICKS,
     queueTicks: config.PUBLISH_QUEUE_TICKS,
@@ -62,4 +62,10 @@ export async function openTickPublishing(opts: {
     metrics: opts.metrics,
     logger,
   });
+  // Back from a NATS outage: retry now what sleeps in its backoff (up to
+  // PUBLISH_RETRY_MAX_MS otherwise). The loop ends when the connection closes.
+  void (async () => {
+    for await (const s of nc.status()) if (s.type === 'reconnect') publisher.retryNow();
+  })().catch(() => undefined);
+  return publisher;
 }

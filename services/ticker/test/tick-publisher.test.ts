@@ -152,6 +152,49 @@ describe('TickPublisher', () => {
     await p.close(100);
   });
 
+  it('retryNow() retries a failing batch at once instead of after its backoff, and starts the backoff over', async () => {
+    const c = controlled();
+    // Backoff of a minute: without retryNow() the second attempt would not come during the test.
+    const p = publisher(c.publish, { retryMinMs: 60_000, retryMaxMs: 60_000 });
+    let stored = false;
+    p.trySubmit(tick(A, 1), (e) => (stored = !e));
+    await c.until(1);
+    c.calls[0]!.reject(new Error('timeout'));
+    await settle();
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(c.calls.length, 1, 'asleep in its backoff');
+    const woke = Date.now();
+    p.retryNow(); // NATS reconnected
+    await c.until(2);
+    assert.ok(Date.now() - woke < 1000, 'retried at once');
+    assert.equal(c.calls[1]!.msgId, c.calls[0]!.msgId);
+    c.ack(1);
+    await p.idle();
+    assert.equal(stored, true);
+    p.retryNow(); // nothing asleep: harmless
+    await p.close(100);
+  });
+
+  it('retryNow() does not wait for a publish sent before NATS came back: the same batch goes again at once', async () => {
+    const c = controlled();
+    const p = publisher(c.publish);
+    let calls = 0;
+    p.trySubmit(tick(A, 1), (e) => {
+      assert.equal(e, undefined);
+      calls++;
+    });
+    await c.until(1); // in flight, never answered (lost with the old server)
+    p.retryNow();
+    await c.until(2);
+    assert.equal(c.calls[1]!.msgId, c.calls[0]!.msgId, 'same message id: JetStream dedupes if both land');
+    c.ack(1);
+    await p.idle();
+    c.ack(0, true); // the first answer arriving late changes nothing
+    await settle();
+    assert.equal(calls, 1, 'the tick is reported stored once');
+    await p.close(100);
+  });
+
   it('cuts batches at a producer change or a non-increasing seq', async () => {
     const c = controlled();
     const p = publisher(c.publish, { maxBatchTicks: 10, queueTicks: 20 });
