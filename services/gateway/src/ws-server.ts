@@ -40,7 +40,7 @@ interface Connection {
   session: Session;
   transport: WsTransport;
   ip: string;
-  /** Wall-clock ms after which the connection is closed to rebalance; Infinity: never. */
+  /** performance.now() after which the connection is closed to rebalance; Infinity: never. */
   closeAtMs: number;
 }
 
@@ -129,7 +129,8 @@ export class WsEndpoint {
     });
     const age = this.opts.maxConnectionAgeMs;
     // Random between half and all of the age, so clients that connected together do not return together.
-    const closeAtMs = age > 0 ? Date.now() + age * (0.5 + Math.random() * 0.5) : Infinity;
+    // Monotonic: a wall-clock step must not close everyone at once.
+    const closeAtMs = age > 0 ? performance.now() + age * (0.5 + Math.random() * 0.5) : Infinity;
     const conn: Connection = { session, transport, ip, closeAtMs };
     this.connections.set(ws, conn);
     this.opts.metrics.connections.inc();
@@ -153,7 +154,7 @@ export class WsEndpoint {
   private tick(): void {
     this.ticks++;
     if (this.opts.maxConnectionAgeMs > 0 && !this.draining) {
-      const now = Date.now();
+      const now = performance.now();
       for (const c of this.connections.values()) {
         if (now < c.closeAtMs) continue;
         c.closeAtMs = Infinity; // once

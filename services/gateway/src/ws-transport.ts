@@ -18,6 +18,9 @@
 // interval, in the same write: no extra syscall) and the client's pong comes
 // back only after it has read everything before it. The age of the unanswered
 // probe is how far behind the client reads (docs/gateway.md "Slow clients").
+// Liveness counts any pong: a peer whose pongs do not echo the ping's payload
+// (RFC 6455 says they must) is alive, only its lag cannot be measured, so after
+// a few such pongs it is left to the backlog check alone.
 import * as wsModule from 'ws';
 import { WebSocket } from 'ws';
 import type { ClientTransport, OutFrame } from './fanout.js';
@@ -73,8 +76,12 @@ export interface WsTransportOptions {
   preframe?: boolean;
   /** Round trip of each answered probe, in ms. */
   onProbeAnswered?: (ms: number) => void;
+  /** Monotonic clock in ms (performance.now by default: wall-clock steps must not look like lag). */
   now?: () => number;
 }
+
+/** Pongs that do not answer the probe in flight before lag measurement is given up for a peer. */
+const MISMATCHED_PONGS_TOLERATED = 3;
 
 export class WsTransport implements ClientTransport {
   private closing = false;
@@ -89,6 +96,11 @@ export class WsTransport implements ClientTransport {
   private probeId = -1;
   private probeSentMs = 0;
   private lastProbeMs = -Infinity;
+  /** When the oldest ping not followed by any pong was sent; undefined when none is waiting. */
+  private pingSinceMs: number | undefined;
+  private mismatchedPongs = 0;
+  /** The peer's pongs do not echo our payloads: no lag probes, liveness only. */
+  private lagUnmeasurable = false;
 
   constructor(
     private readonly ws: WebSocket,
@@ -96,7 +108,7 @@ export class WsTransport implements ClientTransport {
   ) {
     this.closeGraceMs = opts.closeGraceMs;
     this.probeIntervalMs = opts.probeIntervalMs ?? 0;
-    this.now = opts.now ?? Date.now;
+    this.now = opts.now ?? (() => performance.now());
     this.internals = ws as unknown as WsInternals;
     ws.on('pong', (data: Buffer) => this.onPong(data));
     this.preframed =
@@ -111,7 +123,10 @@ export class WsTransport implements ClientTransport {
     if (this.ws.readyState !== WebSocket.OPEN) return;
     const now = this.now();
     const probe =
-      this.probeIntervalMs > 0 && this.probeId < 0 && now - this.lastProbeMs >= this.probeIntervalMs;
+      this.probeIntervalMs > 0 &&
+      !this.lagUnmeasurable &&
+      this.probeId < 0 &&
+      now - this.lastProbeMs >= this.probeIntervalMs;
     if (this.preframed) {
       const sender = this.internals._sender!;
       const socket = this.internals._socket;
@@ -133,13 +148,23 @@ export class WsTransport implements ClientTransport {
   }
 
   /**
-   * Sends a probe now unless one is in flight (the liveness check of idle
-   * clients). Returns how long the probe in flight has gone unanswered, in ms.
+   * The liveness check: sends a ping unless one is waiting for a pong, and
+   * returns how long the oldest unanswered ping has waited, in ms.
    */
   probe(): number {
     const now = this.now();
-    if (this.probeId >= 0) return now - this.probeSentMs;
-    if (this.ws.readyState === WebSocket.OPEN) this.pingProbe(now);
+    if (this.pingSinceMs !== undefined) return now - this.pingSinceMs;
+    if (this.ws.readyState !== WebSocket.OPEN) return 0;
+    if (this.lagUnmeasurable || this.probeId >= 0) {
+      this.pingSinceMs = now;
+      try {
+        this.ws.ping();
+      } catch {
+        this.pingSinceMs = undefined; // closing already
+      }
+    } else {
+      this.pingProbe(now);
+    }
     return 0;
   }
 
@@ -153,6 +178,7 @@ export class WsTransport implements ClientTransport {
     this.probeId = this.probeSeq;
     this.probeSentMs = now;
     this.lastProbeMs = now;
+    this.pingSinceMs ??= now;
     return this.probeId;
   }
 
@@ -161,15 +187,25 @@ export class WsTransport implements ClientTransport {
     try {
       this.ws.ping(probeFrame(id).subarray(2));
     } catch {
-      // closing already
+      this.probeId = -1; // closing already: no pong will come
     }
   }
 
   private onPong(data: Buffer): void {
-    // Pongs carry the ping's payload back; anything else (unsolicited pongs) is ignored.
-    if (this.probeId < 0 || data.length !== 4 || data.readUInt32BE(0) !== this.probeId) return;
-    this.probeId = -1;
-    this.opts.onProbeAnswered?.(this.now() - this.probeSentMs);
+    this.pingSinceMs = undefined; // any pong shows the peer alive
+    if (this.probeId < 0) return;
+    if (data.length === 4 && data.readUInt32BE(0) === this.probeId) {
+      this.probeId = -1;
+      this.mismatchedPongs = 0;
+      this.opts.onProbeAnswered?.(this.now() - this.probeSentMs);
+      return;
+    }
+    // A pong that does not carry our probe id: unsolicited, or a peer that
+    // does not echo payloads. A few in a row, and lag is not measured for it.
+    if (++this.mismatchedPongs >= MISMATCHED_PONGS_TOLERATED) {
+      this.lagUnmeasurable = true;
+      this.probeId = -1;
+    }
   }
 
   get bufferedAmount(): number {

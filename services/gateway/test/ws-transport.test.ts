@@ -99,6 +99,7 @@ for (const preframe of [true, false]) {
         now: () => now,
         onProbeAnswered: (ms) => answered.push(ms),
       });
+      assert.equal(t.preframed, preframe, 'the path under test');
       const pings: number[] = [];
       p.client.on('ping', (data: Buffer) => pings.push(data.readUInt32BE(0)));
       const got = collect(p.client, 4);
@@ -148,6 +149,45 @@ void test('ws-transport: probe() pings an idle client once and reports how long 
     p.client.pong(Buffer.from([0, 0, 0, 9])); // a pong that answers nothing of ours
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(t.readLagMs, 3000, 'unsolicited pongs are ignored');
+  } finally {
+    await p.close();
+  }
+});
+
+void test('ws-transport: a peer whose pongs do not echo the payload stays alive; its lag is then not measured', async () => {
+  const p = await pair();
+  try {
+    let now = 10_000;
+    const t = new WsTransport(p.server, { closeGraceMs: 1000, probeIntervalMs: 100, now: () => now });
+    const peer = p.client as unknown as { _autoPong: boolean };
+    peer._autoPong = false;
+    let pings = 0;
+    p.client.on('ping', () => {
+      pings++;
+      p.client.pong(); // empty payload: not what RFC 6455 asks, but seen in the wild
+    });
+    const pinged = async (n: number) => {
+      while (pings < n) await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, 20)); // let the pong come back
+    };
+    t.send(OutFrame.text('m1')); // carries probe 1
+    await pinged(1);
+    now += 500;
+    assert.equal(t.readLagMs, 500, 'the probe is not answered by an empty pong');
+    assert.equal(t.probe(), 0, 'but the pong counts for liveness: a new ping goes out');
+    await pinged(2);
+    assert.equal(t.probe(), 0);
+    await pinged(3); // the third pong that answers no probe
+    assert.equal(t.readLagMs, 0, 'lag is not measured for this peer any more');
+    now += 60_000;
+    assert.equal(t.readLagMs, 0);
+    t.send(OutFrame.text('m2'));
+    now += 1000;
+    t.send(OutFrame.text('m3'));
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(pings, 3, 'no probes ride with data any more');
+    assert.equal(t.probe(), 0, 'liveness pings go on');
+    await pinged(4);
   } finally {
     await p.close();
   }

@@ -31,7 +31,9 @@ export interface ProducerClientOptions {
   reconnectMaxMs?: number;
   /**
    * Ticks written and no ack for this long: the stream is cut and the window
-   * resent on a new one. Default 30000, above the server's own bound (10 s).
+   * resent on a new one. Default 30000. Keep it above the ticker's
+   * INGEST_UNAVAILABLE_AFTER_MS (10 s by default), so that the server, which
+   * knows why, normally ends a stuck stream first.
    */
   ackTimeoutMs?: number;
   /** Sequence source for ticks sent without producer_seq (time-based by default). */

@@ -224,7 +224,11 @@ export class PublishTicksSession {
       this.fail(new UnavailableError(`NATS JetStream unavailable for ${bound} ms: resend from the last ack`));
     } else if (this.unstored > 0 && now - this.lastStoreProgress >= bound) {
       this.fail(new UnavailableError(`no tick stored for ${bound} ms: resend from the last ack`));
-    } else if (this.tracker.inFlight > 0 && now - this.lastAckProgress >= bound) {
+    } else if (
+      this.tracker.inFlight > 0 &&
+      // Acks move once per flush (every ackIntervalMs): never judge them on a shorter bound.
+      now - this.lastAckProgress >= Math.max(bound, 4 * this.opts.ackIntervalMs)
+    ) {
       // Whatever holds the ack back (a tick whose store never completes while
       // others do, an ack the transport will not take), the producer's way out
       // is the same: a new stream and a resend from the last ack.

@@ -78,19 +78,12 @@ interface OpenStream {
   end(code: status, details: string): void;
 }
 
-/** One method's metric children: labels are hashed once per method, not on every call. */
-interface MethodMetrics {
-  duration: Histogram.Internal<string>;
-  handled: Map<status, Counter.Internal>;
-}
-
 /** Builds handler wrappers bound to one server's logger, metrics and stream registry. */
 export class HandlerFactory {
   private readonly openStreams = new Set<OpenStream>();
   private readonly handled: Counter;
   private readonly duration: Histogram;
   private readonly streamsGauge: Counter;
-  private readonly byMethod = new Map<string, MethodMetrics>();
 
   constructor(
     private readonly logger: Logger,
@@ -133,9 +126,8 @@ export class HandlerFactory {
       const method = methodName(call);
       const started = performance.now();
       const finish = (code: status) => {
-        const m = this.metricsOf(method);
-        this.handledCounter(m, method, code).inc();
-        m.duration.observe((performance.now() - started) / 1000);
+        this.handled.inc({ method, code: status[code] });
+        this.duration.observe({ method }, (performance.now() - started) / 1000);
       };
       const request = call.request as Req | MalformedMessage;
       if (request instanceof MalformedMessage) {
@@ -180,25 +172,6 @@ export class HandlerFactory {
         },
       );
     };
-  }
-
-  private metricsOf(method: string): MethodMetrics {
-    let m = this.byMethod.get(method);
-    if (!m) {
-      // Bounded: only the methods of registered services reach a handler.
-      m = { duration: this.duration.labels({ method }), handled: new Map() };
-      this.byMethod.set(method, m);
-    }
-    return m;
-  }
-
-  private handledCounter(m: MethodMetrics, method: string, code: status): Counter.Internal {
-    let c = m.handled.get(code);
-    if (!c) {
-      c = this.handled.labels({ method, code: status[code] });
-      m.handled.set(code, c);
-    }
-    return c;
   }
 
   serverStream<Req, Res>(handler: ServerStreamHandler<Req, Res>): handleServerStreamingCall<Req, Res> {
