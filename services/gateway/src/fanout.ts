@@ -8,8 +8,9 @@
 //    widens with the fan-out cost under load (several quotes per frame).
 //  - Backpressure per client: while its socket backlog is above the high-water
 //    mark, or it reads more than maxReadLagMs behind (the transport's ping
-//    probe, which sees the bytes waiting in kernel buffers), it gets no frames; its updates are conflated into a map of the
-//    latest per symbol (bounded by its symbols) and sent as one catch-up frame,
+//    probe, which sees the bytes waiting in kernel buffers), it gets no
+//    frames; its updates are conflated into a map of the latest per symbol
+//    (bounded by its symbols) and sent as one catch-up frame,
 //    marked conflated where updates were skipped, once it drained. A client
 //    that stays behind too long, or whose backlog passes the hard cap, is
 //    closed with 4008. Nothing here awaits a client, so one slow client never

@@ -1,10 +1,9 @@
 // The WebSocket endpoint /ws: upgrade checks (path, origin allowlist,
 // subprotocol), connection limits per IP and in total, one Session per
 // socket, protocol-level pings (the transport's read-lag probes) that drop
-// dead peers, heartbeats to idle
-// clients, connection lifetimes (1001 after a random share of
-// maxConnectionAgeMs, so clients rebalance over new pods), and the shutdown
-// that closes everyone with 1001.
+// dead peers, heartbeats to idle clients, connection lifetimes (1001 after a
+// random share of maxConnectionAgeMs, so clients rebalance over new pods), and
+// the shutdown that closes everyone with 1001.
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -153,21 +152,19 @@ export class WsEndpoint {
 
   private tick(): void {
     this.ticks++;
-    if (this.opts.maxConnectionAgeMs > 0 && !this.draining) {
+    // Protocol pings every other tick: a peer that has not answered one for two intervals is gone.
+    const ping = this.ticks % 2 === 0;
+    const ageOut = this.opts.maxConnectionAgeMs > 0 && !this.draining;
+    if (ping || ageOut) {
       const now = performance.now();
       for (const c of this.connections.values()) {
-        if (now < c.closeAtMs) continue;
-        c.closeAtMs = Infinity; // once
-        this.opts.metrics.lifetimeCloses.inc();
-        c.session.close(CloseCode.goingAway, 'connection lifetime reached');
-      }
-    }
-    if (this.ticks % 2 === 0) {
-      // Protocol pings: a peer that has not answered one for two intervals is gone.
-      for (const c of this.connections.values()) {
-        if (c.transport.probe() >= 2 * this.opts.heartbeatMs) {
+        if (ping && c.transport.probe() >= 2 * this.opts.heartbeatMs) {
           this.opts.logger.debug({ session: c.session.id }, 'no pong: dropping the connection');
           c.transport.terminate();
+        } else if (ageOut && now >= c.closeAtMs) {
+          c.closeAtMs = Infinity; // once
+          this.opts.metrics.lifetimeCloses.inc();
+          c.session.close(CloseCode.goingAway, 'connection lifetime reached');
         }
       }
     }

@@ -121,30 +121,32 @@ export class WsTransport implements ClientTransport {
 
   send(frame: OutFrame): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
-    const now = this.now();
-    const probe =
-      this.probeIntervalMs > 0 &&
-      !this.lagUnmeasurable &&
-      this.probeId < 0 &&
-      now - this.lastProbeMs >= this.probeIntervalMs;
+    const probeAt = this.probeDue();
     if (this.preframed) {
       const sender = this.internals._sender!;
       const socket = this.internals._socket;
       if (sender._state === 0 && sender._queue.length === 0 && socket?.writable) {
-        if (!probe) {
+        if (probeAt === undefined) {
           socket.write(wireBytes(frame)!);
           return;
         }
         // Corked: the frame and the ping leave in one writev.
         socket.cork?.();
         socket.write(wireBytes(frame)!);
-        socket.write(probeFrame(this.startProbe(now)));
+        socket.write(probeFrame(this.startProbe(probeAt)));
         socket.uncork?.();
         return;
       }
     }
     this.ws.send(frame.payload, { binary: false, compress: false, fin: true });
-    if (probe) this.pingProbe(now);
+    if (probeAt !== undefined) this.ping(probeAt);
+  }
+
+  /** The time now if a read-lag probe should go with the next frame, else undefined (read no clock then). */
+  private probeDue(): number | undefined {
+    if (this.probeIntervalMs === 0 || this.lagUnmeasurable || this.probeId >= 0) return undefined;
+    const now = this.now();
+    return now - this.lastProbeMs >= this.probeIntervalMs ? now : undefined;
   }
 
   /**
@@ -154,17 +156,7 @@ export class WsTransport implements ClientTransport {
   probe(): number {
     const now = this.now();
     if (this.pingSinceMs !== undefined) return now - this.pingSinceMs;
-    if (this.ws.readyState !== WebSocket.OPEN) return 0;
-    if (this.lagUnmeasurable || this.probeId >= 0) {
-      this.pingSinceMs = now;
-      try {
-        this.ws.ping();
-      } catch {
-        this.pingSinceMs = undefined; // closing already
-      }
-    } else {
-      this.pingProbe(now);
-    }
+    if (this.ws.readyState === WebSocket.OPEN) this.ping(now);
     return 0;
   }
 
@@ -182,12 +174,16 @@ export class WsTransport implements ClientTransport {
     return this.probeId;
   }
 
-  private pingProbe(now: number): void {
-    const id = this.startProbe(now);
+  /** A ping through ws, carrying a probe id when lag can be measured and none is in flight. */
+  private ping(now: number): void {
+    const id = this.lagUnmeasurable || this.probeId >= 0 ? undefined : this.startProbe(now);
+    this.pingSinceMs ??= now;
     try {
-      this.ws.ping(probeFrame(id).subarray(2));
+      this.ws.ping(id === undefined ? undefined : probeFrame(id).subarray(2));
     } catch {
-      this.probeId = -1; // closing already: no pong will come
+      // closing already: no pong will come
+      if (id !== undefined) this.probeId = -1;
+      this.pingSinceMs = undefined;
     }
   }
 

@@ -29,6 +29,17 @@ async function pair(): Promise<{ server: WebSocket; client: WebSocket; close: ()
   };
 }
 
+/** Turns off ws's automatic pongs on the client: `answer` (if any) is what it does on each ping. */
+function manualPongs(client: WebSocket, answer?: () => void): { count: number } {
+  (client as unknown as { _autoPong: boolean })._autoPong = false;
+  const pings = { count: 0 };
+  client.on('ping', () => {
+    pings.count++;
+    answer?.();
+  });
+  return pings;
+}
+
 function collect(client: WebSocket, n: number): Promise<string[]> {
   const got: string[] = [];
   return new Promise((resolve) => {
@@ -135,17 +146,13 @@ void test('ws-transport: probe() pings an idle client once and reports how long 
   try {
     let now = 5_000;
     const t = new WsTransport(p.server, { closeGraceMs: 1000, now: () => now });
-    // A client that does not answer pings: ws answers automatically, so turn that off.
-    const silent = p.client as unknown as { _autoPong: boolean };
-    silent._autoPong = false;
-    let pings = 0;
-    p.client.on('ping', () => pings++);
+    const pings = manualPongs(p.client); // and none sent: a client that does not answer
     assert.equal(t.probe(), 0);
     now += 3000;
     assert.equal(t.probe(), 3000, 'still unanswered; no second ping');
     assert.equal(t.readLagMs, 3000);
     await new Promise((r) => setTimeout(r, 50));
-    assert.equal(pings, 1);
+    assert.equal(pings.count, 1);
     p.client.pong(Buffer.from([0, 0, 0, 9])); // a pong that answers nothing of ours
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(t.readLagMs, 3000, 'unsolicited pongs are ignored');
@@ -159,15 +166,10 @@ void test('ws-transport: a peer whose pongs do not echo the payload stays alive;
   try {
     let now = 10_000;
     const t = new WsTransport(p.server, { closeGraceMs: 1000, probeIntervalMs: 100, now: () => now });
-    const peer = p.client as unknown as { _autoPong: boolean };
-    peer._autoPong = false;
-    let pings = 0;
-    p.client.on('ping', () => {
-      pings++;
-      p.client.pong(); // empty payload: not what RFC 6455 asks, but seen in the wild
-    });
+    // Empty pongs: not what RFC 6455 asks, but seen in the wild.
+    const pings = manualPongs(p.client, () => p.client.pong());
     const pinged = async (n: number) => {
-      while (pings < n) await new Promise((r) => setTimeout(r, 5));
+      while (pings.count < n) await new Promise((r) => setTimeout(r, 5));
       await new Promise((r) => setTimeout(r, 20)); // let the pong come back
     };
     t.send(OutFrame.text('m1')); // carries probe 1
@@ -185,7 +187,7 @@ void test('ws-transport: a peer whose pongs do not echo the payload stays alive;
     now += 1000;
     t.send(OutFrame.text('m3'));
     await new Promise((r) => setTimeout(r, 30));
-    assert.equal(pings, 3, 'no probes ride with data any more');
+    assert.equal(pings.count, 3, 'no probes ride with data any more');
     assert.equal(t.probe(), 0, 'liveness pings go on');
     await pinged(4);
   } finally {

@@ -13,14 +13,25 @@ export interface TrackedTick {
 export class AckTracker {
   private readonly pending: BoundedDeque<TrackedTick>;
   private acked: number;
+  private movedAt: number;
 
   constructor(
     /** Most ticks tracked at once: the stream's in-flight bound. */
     readonly capacity: number,
     initialAck = 0,
+    private readonly clock: () => number = Date.now,
   ) {
     this.pending = new BoundedDeque(capacity);
     this.acked = initialAck;
+    this.movedAt = clock();
+  }
+
+  /**
+   * When the ack last moved, or tracking began with nothing in flight: the
+   * oldest tracked tick has waited at most this long for the ack to cover it.
+   */
+  get lastMoveMs(): number {
+    return this.movedAt;
   }
 
   /** Ticks sent and not yet covered by the cumulative ack. */
@@ -43,12 +54,17 @@ export class AckTracker {
    */
   track(seq: number): TrackedTick | undefined {
     const entry: TrackedTick = { seq, done: false };
-    return this.pending.push(entry) ? entry : undefined;
+    return this.push(entry) ? entry : undefined;
   }
 
   /** Tracks a tick that is already complete (a rejection). */
   trackDone(seq: number): boolean {
-    return this.pending.push({ seq, done: true });
+    return this.push({ seq, done: true });
+  }
+
+  private push(entry: TrackedTick): boolean {
+    if (this.pending.length === 0) this.movedAt = this.clock();
+    return this.pending.push(entry);
   }
 
   /**
@@ -62,6 +78,7 @@ export class AckTracker {
     if (n === 0) return undefined;
     this.pending.shift(n);
     this.acked = last;
+    this.movedAt = this.clock();
     return last;
   }
 }

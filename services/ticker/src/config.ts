@@ -138,7 +138,7 @@ export const ingestConfigSpec = {
   INGEST_UNAVAILABLE_AFTER_MS: {
     schema: int(100, 600_000),
     default: '10000',
-    doc: 'A PublishTicks stream ends with UNAVAILABLE after NATS is down, nothing gets stored, or its ack does not move, this long',
+    doc: 'A PublishTicks stream ends with UNAVAILABLE after NATS is down, or its ack does not move (nothing stored, or a tick held back), this long',
   },
   INGEST_UNARY_TIMEOUT_MS: {
     schema: int(100, 600_000),

@@ -5,7 +5,8 @@
 // session has room (at most maxInFlight unacknowledged ticks, a bounded
 // rejection outbox, room in the partition queues); otherwise HTTP/2 flow
 // control holds the producer. The stream ends with UNAVAILABLE when NATS is
-// down, or nothing gets stored, for longer than unavailableAfterMs.
+// down, or its ack does not move (nothing stored, or a tick held back), for
+// longer than unavailableAfterMs.
 import type { Tick } from '../../common/src/gen/tickmesh/market/v1/market.js';
 import type {
   PublishTicksRequest,
@@ -55,11 +56,6 @@ export class PublishTicksSession {
   private readonly tracker: AckTracker;
   private readonly outbox: BoundedDeque<Rejection>;
   private lastSentAck = 0;
-  /** Tracked ticks not yet stored, and when the oldest wait for storage began (or the last one got stored). */
-  private unstored = 0;
-  private lastStoreProgress = Date.now();
-  /** When the cumulative ack last moved (or tracking began after an idle spell). */
-  private lastAckProgress = Date.now();
   private unavailableSince: number | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
   private flushing = false;
@@ -163,9 +159,7 @@ export class PublishTicksSession {
       const p = result.problem;
       return this.reject(seq, p.field, p.reason, p.message, true, signal);
     }
-    if (this.tracker.inFlight === 0) this.lastAckProgress = Date.now();
     const entry = this.tracker.track(seq)!; // room was checked above
-    this.markWaiting();
     const done = (err: Error | undefined) => this.completed(entry, err);
     const publisher = this.opts.publisher;
     try {
@@ -191,27 +185,17 @@ export class PublishTicksSession {
     while (!signal.aborted && this.outbox.full) await this.progress.wait();
     if (signal.aborted) return;
     this.outbox.push({ producerSeq: Number.isSafeInteger(seq) && seq > 0 ? seq : 0, field, reason: message });
-    if (track) {
-      if (this.tracker.inFlight === 0) this.lastAckProgress = Date.now();
-      this.tracker.trackDone(seq);
-    }
+    if (track) this.tracker.trackDone(seq);
     this.scheduleFlush(false);
   }
 
-  private markWaiting(): void {
-    if (this.unstored === 0) this.lastStoreProgress = Date.now();
-    this.unstored++;
-  }
-
   private completed(entry: TrackedTick, err: Error | undefined): void {
-    this.unstored--;
     if (err) {
       // The publisher gave up on it (shutdown): never acknowledged, so the producer resends it.
       this.fail(err instanceof UnavailableError ? err : new UnavailableError('tick not stored'));
       return;
     }
     entry.done = true;
-    this.lastStoreProgress = Date.now();
     this.scheduleFlush(false);
   }
 
@@ -222,17 +206,14 @@ export class PublishTicksSession {
     const bound = this.opts.unavailableAfterMs;
     if (this.unavailableSince !== undefined && now - this.unavailableSince >= bound) {
       this.fail(new UnavailableError(`NATS JetStream unavailable for ${bound} ms: resend from the last ack`));
-    } else if (this.unstored > 0 && now - this.lastStoreProgress >= bound) {
-      this.fail(new UnavailableError(`no tick stored for ${bound} ms: resend from the last ack`));
-    } else if (
-      this.tracker.inFlight > 0 &&
+    } else if (this.tracker.inFlight > 0) {
       // Acks move once per flush (every ackIntervalMs): never judge them on a shorter bound.
-      now - this.lastAckProgress >= Math.max(bound, 4 * this.opts.ackIntervalMs)
-    ) {
-      // Whatever holds the ack back (a tick whose store never completes while
-      // others do, an ack the transport will not take), the producer's way out
-      // is the same: a new stream and a resend from the last ack.
-      this.fail(new UnavailableError(`no ack progress for ${bound} ms: resend from the last ack`));
+      const ackBound = Math.max(bound, 4 * this.opts.ackIntervalMs);
+      // Whatever holds the ack back (nothing gets stored, a tick whose store never
+      // completes while others do, an ack the transport will not take), the
+      // producer's way out is the same: a new stream and a resend from the last ack.
+      if (now - this.tracker.lastMoveMs >= ackBound)
+        this.fail(new UnavailableError(`no tick acknowledged for ${ackBound} ms: resend from the last ack`));
     }
   }
 
@@ -244,7 +225,6 @@ export class PublishTicksSession {
         reason: err.message,
         ackedThrough: this.tracker.ackedThrough,
         inFlight: this.tracker.inFlight,
-        unstored: this.unstored,
       },
       'PublishTicks stream ended with UNAVAILABLE',
     );
@@ -282,7 +262,7 @@ export class PublishTicksSession {
           if (!this.sink.write({ rejection, ack: undefined })) await this.sink.drained();
         }
         if (this.stop.signal.aborted) return;
-        if (this.tracker.advance() !== undefined) this.lastAckProgress = Date.now();
+        this.tracker.advance();
         // Rejections queued while we waited for the transport must go out before an ack covering them.
         if (this.outbox.length > 0) {
           this.flushAgain = true;

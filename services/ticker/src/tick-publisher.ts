@@ -130,11 +130,10 @@ export class TickPublisher {
   private abandoned = false;
   private readonly abandon = new AbortController();
   private readonly random: () => number;
-  /** Wakers of lanes sleeping before a retry. */
-  private readonly sleepers = new Set<() => void>();
-  /** Bumped by retryNow(): a lane that sees it move starts its backoff over. */
-  private retryEpoch = 0;
-  /** Aborted by retryNow(): publishes sent before it are not waited for (see run()). */
+  /**
+   * Aborted (and replaced) by retryNow(): a lane holding an aborted one stops
+   * waiting for its publish or its backoff, and starts the backoff over.
+   */
   private reconnected = new AbortController();
 
   constructor(private readonly opts: PublisherOptions) {
@@ -212,11 +211,9 @@ export class TickPublisher {
    * asleep would otherwise stay dark for up to PUBLISH_RETRY_MAX_MS).
    */
   retryNow(): void {
-    this.retryEpoch++;
     const previous = this.reconnected;
     this.reconnected = new AbortController();
     previous.abort();
-    for (const wake of [...this.sleepers]) wake();
   }
 
   /** Resolves when every queued tick has been stored. */
@@ -264,7 +261,7 @@ export class TickPublisher {
       const data = encodeBatch(batch);
 
       let result: StoreResult | undefined;
-      let epoch = this.retryEpoch;
+      let reconnected = this.reconnected.signal;
       for (let attempt = 0; !this.abandoned; attempt++) {
         const started = performance.now();
         metrics?.inFlight.inc();
@@ -275,13 +272,10 @@ export class TickPublisher {
           // with the old server) is not waited for: retryNow() cuts it short and the same
           // batch goes again at once. If the first one landed after all, JetStream
           // answers the repeat as a duplicate of it.
-          const outcome = await this.untilAbandoned(
-            this.opts.publish(subject, data, msgId),
-            this.reconnected.signal,
-          );
+          const outcome = await this.publishOutcome(this.opts.publish(subject, data, msgId), reconnected);
           if (outcome === RETRY_NOW) {
-            epoch = this.retryEpoch;
-            attempt = -1;
+            reconnected = this.reconnected.signal;
+            attempt = -1; // the loop's ++ makes it 0: the backoff starts over
             continue;
           }
           result = outcome;
@@ -292,12 +286,6 @@ export class TickPublisher {
         } catch (err) {
           lane.failing = true;
           metrics?.publishFailures.inc();
-          if (epoch !== this.retryEpoch) {
-            // NATS came back since this batch's backoff grew: the attempt that just
-            // failed (often "no responders" while JetStream recovers) starts it over.
-            epoch = this.retryEpoch;
-            attempt = 0;
-          }
           const delay = this.retryDelay(attempt);
           // First failure of an outage at warn, then every 10th, to keep logs readable.
           if (attempt % 10 === 0) {
@@ -312,8 +300,9 @@ export class TickPublisher {
               'JetStream publish failed: retrying the same batch',
             );
           }
-          if (await this.retrySleep(delay)) {
-            epoch = this.retryEpoch; // woken by retryNow(): retry now, then the shortest delays
+          await sleep(delay, this.abandon.signal, reconnected);
+          if (reconnected.aborted) {
+            reconnected = this.reconnected.signal; // woken by retryNow(): retry now, then the shortest delays
             attempt = -1;
           }
         } finally {
@@ -353,7 +342,7 @@ export class TickPublisher {
   }
 
   /** The publish's result; undefined when the publisher is abandoned, RETRY_NOW when `retry` aborts first. */
-  private untilAbandoned(
+  private publishOutcome(
     publish: Promise<StoreResult>,
     retry: AbortSignal,
   ): Promise<StoreResult | undefined | typeof RETRY_NOW> {
@@ -376,35 +365,23 @@ export class TickPublisher {
     });
   }
 
-  /** Sleeps `ms` before a retry; resolves true when retryNow() cut it short. */
-  private retrySleep(ms: number): Promise<boolean> {
-    return new Promise((resolve) => {
-      const woken = () => finish(true);
-      const finish = (early: boolean) => {
-        this.sleepers.delete(woken);
-        resolve(early);
-      };
-      this.sleepers.add(woken);
-      void sleep(ms, this.abandon.signal).then(() => finish(false));
-    });
-  }
-
   private retryDelay(attempt: number): number {
     const base = Math.min(this.opts.retryMaxMs, this.opts.retryMinMs * 2 ** Math.min(attempt, 20));
     return Math.round(base * (0.5 + this.random() * 0.5));
   }
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
+/** Resolves after `ms`, or as soon as one of `signals` aborts. */
+function sleep(ms: number, ...signals: AbortSignal[]): Promise<void> {
+  if (signals.some((s) => s.aborted)) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {
       clearTimeout(timer);
-      signal.removeEventListener('abort', done);
+      for (const s of signals) s.removeEventListener('abort', done);
       resolve();
     };
     const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
+    for (const s of signals) s.addEventListener('abort', done, { once: true });
   });
 }
 

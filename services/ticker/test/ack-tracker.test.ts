@@ -43,6 +43,25 @@ describe('AckTracker', () => {
     assert.equal(t.inFlight, 0);
   });
 
+  it('lastMoveMs: set when tracking starts from empty and when the ack moves, not by later tracking', () => {
+    let now = 100;
+    const t = new AckTracker(10, 0, () => now);
+    assert.equal(t.lastMoveMs, 100);
+    now = 200;
+    const a = t.track(1)!; // nothing was in flight: the wait starts now
+    assert.equal(t.lastMoveMs, 200);
+    now = 300;
+    t.track(2);
+    t.trackDone(3);
+    assert.equal(t.lastMoveMs, 200, 'more ticks behind a waiting one do not reset the wait');
+    now = 400;
+    assert.equal(t.advance(), undefined);
+    assert.equal(t.lastMoveMs, 200, 'an advance that did not move changes nothing');
+    a.done = true;
+    assert.equal(t.advance(), 1);
+    assert.equal(t.lastMoveMs, 400);
+  });
+
   it('is bounded', () => {
     const t = new AckTracker(2);
     assert.ok(t.track(1));

@@ -237,7 +237,7 @@ describe('PublishTicksSession', () => {
     try {
       await assert.rejects(
         run,
-        (err: unknown) => err instanceof UnavailableError && /no ack progress/.test(err.message),
+        (err: unknown) => err instanceof UnavailableError && /no tick acknowledged/.test(err.message),
       );
     } finally {
       clearInterval(timer);
@@ -257,7 +257,7 @@ describe('PublishTicksSession', () => {
     feed.push({ tick: tick(1), ticks: [] });
     await assert.rejects(
       run,
-      (err: unknown) => err instanceof UnavailableError && /no tick stored/.test(err.message),
+      (err: unknown) => err instanceof UnavailableError && /no tick acknowledged/.test(err.message),
     );
     await publisher.close(10);
   });

@@ -62,19 +62,24 @@ export async function startTestGateway(
   };
 }
 
-/** Value of a counter/gauge in the registry (summed over labels matching `labels`). */
+/**
+ * Value of a metric series in the registry, summed over labels matching
+ * `labels`: a counter or gauge by its name, a histogram's series by theirs
+ * (`<name>_count`, `<name>_sum`, `<name>_bucket` with `{ le }`).
+ */
 export async function metricValue(
   registry: Registry,
   name: string,
   labels: Record<string, string> = {},
 ): Promise<number> {
-  const m = registry.getSingleMetric(name);
+  const m =
+    registry.getSingleMetric(name) ?? registry.getSingleMetric(name.replace(/_(count|sum|bucket)$/, ''));
   if (!m) return 0;
   const data = await m.get();
   return data.values
     .filter((v) =>
       Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want),
     )
-    .filter((v) => !('metricName' in v) || v.metricName === name || v.metricName === `${name}`)
+    .filter((v) => !('metricName' in v) || v.metricName === name)
     .reduce((sum, v) => sum + v.value, 0);
 }
