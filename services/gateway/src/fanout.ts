@@ -80,6 +80,14 @@ export interface FanoutOptions {
   metrics?: FanoutMetrics;
   /** Wall clock (ms): event-time latency and lag timers. */
   now?: () => number;
+  /** CPU time the process has used (ms): what a flush cost, for the batching window. */
+  cpuClock?: () => number;
+}
+
+/** User + system CPU time of this process, in ms (one getrusage call). */
+export function processCpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
 }
 
 interface BacklogItem {
@@ -137,6 +145,7 @@ export class Fanout {
   private laggardTimer: NodeJS.Timeout | undefined;
   private readonly freshClients = new Set<FanoutClient>();
   private readonly now: () => number;
+  private readonly cpuClock: () => number;
   private readonly flushBound = () => this.flush();
 
   constructor(
@@ -145,6 +154,7 @@ export class Fanout {
   ) {
     this.pacer = new FlushPacer({ factor: opts.windowFactor, maxWindowMs: opts.maxWindowMs });
     this.now = opts.now ?? Date.now;
+    this.cpuClock = opts.cpuClock ?? processCpuMs;
   }
 
   get clientCount(): number {
@@ -329,6 +339,7 @@ export class Fanout {
     if (updates.length === 0) return;
     this.pending = [];
     const started = performance.now();
+    const cpuStarted = this.cpuClock();
     const nowMs = this.now();
 
     // Distribute the updates to the groups that want them, in order.
@@ -366,7 +377,7 @@ export class Fanout {
     this.freshClients.clear();
 
     const ended = performance.now();
-    this.pacer.record(started, ended);
+    this.pacer.record(started, ended, this.cpuClock() - cpuStarted);
     const m = this.opts.metrics;
     if (m) {
       m.sent(frames, quotes);

@@ -1,10 +1,14 @@
 // The adaptive batching window of the fan-out (docs/gateway.md "Batching").
 //
 // Rule: the next flush starts no earlier than `window` after the previous one
-// ended, where window = factor x (moving average of recent flush durations),
-// capped at maxWindowMs. A flush's duration is the time it took to hand the
-// frames of all clients to their sockets, so it grows with clients and
-// update rate. Consequences:
+// ended, where window = factor x (moving average of recent flush costs),
+// capped at maxWindowMs. A flush's cost is the CPU time the process spent
+// handing the frames of all clients to their sockets (never more than its
+// wall time), so it grows with clients and update rate. CPU time, not wall
+// time: on a busy machine a flush that is preempted halfway lasts longer
+// without costing more, and a wall-clock window would then make the gateway
+// idle for time it never used, falling further behind the more the machine
+// is shared. Consequences:
 //  - idle or light load: flushes take microseconds, the window is ~0 and an
 //    update goes out on the next turn of the event loop;
 //  - heavy load: every frame carries all updates that arrived since the
@@ -29,9 +33,13 @@ export class FlushPacer {
     },
   ) {}
 
-  /** Records a flush that ran from startMs to endMs. */
-  record(startMs: number, endMs: number): void {
-    const took = Math.max(0, endMs - startMs);
+  /**
+   * Records a flush that ran from startMs to endMs (monotonic clock) using
+   * cpuMs of CPU time (the wall time when not given).
+   */
+  record(startMs: number, endMs: number, cpuMs?: number): void {
+    const wall = Math.max(0, endMs - startMs);
+    const took = cpuMs === undefined ? wall : Math.min(wall, Math.max(0, cpuMs));
     const a = this.opts.smoothing ?? 0.3;
     this.avgMs = this.avgMs === 0 ? took : a * took + (1 - a) * this.avgMs;
     this.lastEndMs = endMs;

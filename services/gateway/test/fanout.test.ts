@@ -376,3 +376,24 @@ void test('the pending queue is bounded: reaching it flushes at once', () => {
   assert.equal(t.frames.length, 1);
   fanout.stop();
 });
+
+void test('the batching window follows the CPU time of a flush, not its wall time', () => {
+  let cpuMs = 0;
+  const { fanout, tick } = setup({ cpuClock: () => cpuMs });
+  const slow = new FakeTransport();
+  // A send that takes 10 ms on the clock but only 1 ms of CPU, as when the
+  // process is preempted mid-flush on a shared machine.
+  slow.send = (frame) => {
+    slow.frames.push(frame);
+    const until = performance.now() + 10;
+    while (performance.now() < until) {
+      /* descheduled */
+    }
+    cpuMs += 1;
+  };
+  fanout.subscribe(fanout.addClient(slow), ['A'], false);
+  fanout.publish([tick('A')]);
+  fanout.flushNow();
+  assert.ok(fanout.windowMs >= 0.99 && fanout.windowMs <= 1.01, `window ${fanout.windowMs} ms, want ~1`);
+  fanout.stop();
+});

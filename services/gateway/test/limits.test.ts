@@ -109,3 +109,12 @@ void test('flush pacer: no window when flushes are cheap, window = factor x flus
   s.record(20, 40);
   assert.equal(s.windowMs, 30, 'moving average of 10, 10, 20 with weight 0.5 = 15, x2');
 });
+
+void test('flush pacer: the window follows the CPU a flush used, not the time it was preempted', () => {
+  const p = new FlushPacer({ factor: 1, maxWindowMs: 25, smoothing: 1 });
+  p.record(0, 20, 5); // 20 ms on the clock, 5 ms of CPU: descheduled for 15 ms
+  assert.equal(p.windowMs, 5);
+  assert.equal(p.delayMs(20), 5);
+  p.record(30, 32, 3); // other threads' CPU counted too: never more than the wall time
+  assert.equal(p.windowMs, 2);
+});
