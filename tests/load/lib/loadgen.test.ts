@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { addressCount, shares, sourceAddress } from '../ws-loadgen/addresses.js';
 import { ClientState, WorkerStats } from '../ws-loadgen/client-state.js';
+import { FrameDecoder } from '../ws-loadgen/frame-decoder.js';
 import { summarize } from './histogram.js';
 
 void describe('source addresses', () => {
@@ -102,5 +103,45 @@ void describe('a load client', () => {
     assert.equal(stats.heartbeats, 1);
     assert.equal(stats.resnapshots, 1);
     assert.equal(stats.frames, 6);
+  });
+});
+
+void describe('the frame decoder shared by a worker', () => {
+  const frame = (seq: number) =>
+    Buffer.from(`{"type":"quotes","quotes":[{"symbol":"AAA","seq":${seq},"epoch":3,"ts":1000}]}`);
+
+  void it('parses identical bytes once and tells different bytes apart', () => {
+    const d = new FrameDecoder(2);
+    const a = d.decode(frame(1));
+    assert.equal(d.decode(frame(1)), a, 'same bytes (another buffer): the same decode');
+    const b = d.decode(frame(2));
+    assert.notEqual(b, a);
+    assert.equal(b.quotes[0]!.seq, 2);
+    assert.deepEqual([d.hits, d.misses], [1, 2]);
+    d.decode(frame(3)); // evicts seq 1 (capacity 2)
+    assert.equal(d.decode(frame(2)), b);
+    assert.notEqual(d.decode(frame(1)), a, 'evicted: parsed again');
+    assert.deepEqual([d.hits, d.misses], [2, 4]);
+  });
+
+  void it('a reused decode still counts for each client on its own', () => {
+    const stats = new WorkerStats();
+    const shared = new FrameDecoder();
+    const c1 = new ClientState(stats, 1, undefined, shared);
+    const c2 = new ClientState(stats, 1, undefined, shared);
+    const snap = '{"type":"snapshot","quotes":[{"symbol":"AAA","seq":1,"epoch":3,"last":1,"volume":1}]}';
+    c1.handleFrame(snap, 0);
+    c2.handleFrame(snap, 0);
+    stats.startMeasuring();
+    c1.startMeasuring();
+    c2.startMeasuring();
+    c1.handleFrame(frame(2), 1_001_000);
+    c1.handleFrame(frame(3), 1_002_000);
+    c2.handleFrame(frame(3), 1_004_000); // c2 missed seq 2
+    assert.equal(stats.quotes, 3);
+    assert.deepEqual(c1.tally({ AAA: { epoch: 3, seq: 3 } }), { expected: 2, received: 2 });
+    assert.deepEqual(c2.tally({ AAA: { epoch: 3, seq: 3 } }), { expected: 2, received: 1 });
+    assert.equal(Math.round(summarize(stats.delay).maxMs), 4, 'delay from each client receive time');
+    assert.equal(shared.misses, 3, 'snapshot, seq 2, seq 3');
   });
 });

@@ -2,9 +2,11 @@
 // (tickmesh.v1.json, docs/websocket-protocol.md): counts it, tracks each
 // symbol's seqs for the delivered share, records each live quote's delay from
 // its event time (`ts`), and keeps the latest state per symbol. Pure: the
-// worker feeds it text frames and the receive time.
+// worker feeds it text frames and the receive time; frames are decoded by a
+// FrameDecoder shared by the worker's clients (frame-decoder.ts).
 import { SeqTracker, type SeqCutoff, type Tally } from '../lib/delivery.js';
 import { newLatencyHistogram, type Histogram } from '../lib/histogram.js';
+import { FrameDecoder, type DecodedFrame } from './frame-decoder.js';
 
 /** Counters shared by all clients of one worker (reset when measuring starts). */
 export class WorkerStats {
@@ -38,32 +40,36 @@ export interface SymbolState {
   volume: number;
 }
 
-interface WireQuote {
-  symbol?: unknown;
-  seq?: unknown;
-  epoch?: unknown;
-  ts?: unknown;
-  last?: unknown;
-  volume?: unknown;
-  conflated?: unknown;
+/** What a client tracks per symbol: one map lookup per quote. */
+interface SymbolSlot {
+  tracker: SeqTracker;
+  latest: SymbolState | undefined;
 }
 
 export class ClientState {
   welcomed = false;
   subscribed = false;
-  readonly trackers = new Map<string, SeqTracker>();
-  readonly latest = new Map<string, SymbolState>();
+  private readonly slots = new Map<string, SymbolSlot>();
 
   constructor(
     private readonly stats: WorkerStats,
     private readonly subscribeId: number | string = 1,
     /** Called with the id of every `reply` (the worker sends subscribe after the auth reply). */
     private readonly onReply?: (id: unknown) => void,
+    /** Shared by the clients of a worker, so identical frames are parsed once. */
+    private readonly decoder: FrameDecoder = new FrameDecoder(),
   ) {}
+
+  /** The latest state per symbol (built on demand: read at marks and at the end). */
+  get latest(): Map<string, SymbolState> {
+    const out = new Map<string, SymbolState>();
+    for (const [symbol, slot] of this.slots) if (slot.latest) out.set(symbol, slot.latest);
+    return out;
+  }
 
   /** Measuring starts: each symbol counts from the seq this client holds now. */
   startMeasuring(): void {
-    for (const t of this.trackers.values()) t.startMeasuring();
+    for (const slot of this.slots.values()) slot.tracker.startMeasuring();
   }
 
   handleFrame(frame: Buffer | string, nowUs: number): void {
@@ -71,21 +77,15 @@ export class ClientState {
     const data = typeof frame === 'string' ? Buffer.from(frame) : frame;
     s.frames++;
     s.bytes += data.length;
-    let msg: { type?: unknown; quotes?: unknown; id?: unknown; code?: unknown };
-    try {
-      msg = JSON.parse(data.toString()) as typeof msg;
-    } catch {
-      s.badFrames++;
-      return;
-    }
+    const msg = this.decoder.decode(data);
     switch (msg.type) {
       case 'quotes':
         s.quoteFrames++;
-        if (Array.isArray(msg.quotes)) this.quotes(msg.quotes as WireQuote[], nowUs, false);
+        this.quotes(msg, nowUs, false);
         break;
       case 'snapshot':
         s.snapshots++;
-        if (Array.isArray(msg.quotes)) this.quotes(msg.quotes as WireQuote[], nowUs, true);
+        this.quotes(msg, nowUs, true);
         break;
       case 'welcome':
         this.welcomed = true;
@@ -106,7 +106,7 @@ export class ClientState {
       case 'pong':
         break;
       case 'error': {
-        const code = typeof msg.code === 'string' ? msg.code : 'unknown';
+        const code = msg.code ?? 'unknown';
         s.errors[code] = (s.errors[code] ?? 0) + 1;
         break;
       }
@@ -115,34 +115,31 @@ export class ClientState {
     }
   }
 
-  private quotes(list: WireQuote[], nowUs: number, isSnapshot: boolean): void {
+  private quotes(msg: DecodedFrame, nowUs: number, isSnapshot: boolean): void {
     const s = this.stats;
-    for (const q of list) {
-      if (typeof q.symbol !== 'string' || typeof q.seq !== 'number' || typeof q.epoch !== 'number') {
-        s.badFrames++;
-        continue;
+    s.badFrames += msg.badQuotes;
+    const live = !isSnapshot && s.measuring;
+    for (const q of msg.quotes) {
+      let slot = this.slots.get(q.symbol);
+      if (!slot) {
+        slot = { tracker: new SeqTracker(s.measuring), latest: undefined };
+        this.slots.set(q.symbol, slot);
       }
-      let t = this.trackers.get(q.symbol);
-      if (!t) {
-        t = new SeqTracker(s.measuring);
-        this.trackers.set(q.symbol, t);
+      if (isSnapshot) slot.tracker.snapshot(q.epoch, q.seq);
+      else slot.tracker.quote(q.epoch, q.seq);
+      const l = slot.latest;
+      if (!l) {
+        slot.latest = { epoch: q.epoch, seq: q.seq, last: q.last, volume: q.volume };
+      } else if (l.epoch !== q.epoch || q.seq >= l.seq) {
+        l.epoch = q.epoch;
+        l.seq = q.seq;
+        l.last = q.last;
+        l.volume = q.volume;
       }
-      if (isSnapshot) t.snapshot(q.epoch, q.seq);
-      else t.quote(q.epoch, q.seq);
-      const prev = this.latest.get(q.symbol);
-      if (!prev || prev.epoch !== q.epoch || q.seq >= prev.seq) {
-        this.latest.set(q.symbol, {
-          epoch: q.epoch,
-          seq: q.seq,
-          last: typeof q.last === 'number' ? q.last : NaN,
-          volume: typeof q.volume === 'number' ? q.volume : NaN,
-        });
-      }
-      if (isSnapshot || !s.measuring) continue;
+      if (!live) continue;
       s.quotes++;
-      if (q.conflated === true) s.conflated++;
-      if (typeof q.ts === 'number' && q.ts > 0)
-        s.delay.recordValue(Math.max(1, Math.round(nowUs - q.ts * 1000)));
+      if (q.conflated) s.conflated++;
+      if (q.tsUs > 0) s.delay.recordValue(Math.max(1, Math.round(nowUs - q.tsUs)));
     }
   }
 
@@ -150,8 +147,8 @@ export class ClientState {
   tally(cutoffs: Record<string, SeqCutoff>): Tally {
     let expected = 0;
     let received = 0;
-    for (const [symbol, t] of this.trackers) {
-      const x = t.tally(cutoffs[symbol]);
+    for (const [symbol, slot] of this.slots) {
+      const x = slot.tracker.tally(cutoffs[symbol]);
       expected += x.expected;
       received += x.received;
     }
@@ -162,7 +159,7 @@ export class ClientState {
   finalStateDiffs(expected: Record<string, SymbolState>): string[] {
     const diffs: string[] = [];
     for (const [symbol, want] of Object.entries(expected)) {
-      const got = this.latest.get(symbol);
+      const got = this.slots.get(symbol)?.latest;
       if (
         !got ||
         got.epoch !== want.epoch ||

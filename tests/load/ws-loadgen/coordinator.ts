@@ -148,7 +148,8 @@ export async function runWsLoad(opts: WsLoadOptions): Promise<WsLoadResult> {
   const log = opts.onProgress ?? (() => undefined);
   const workers: Worker[] = shares(opts.clients, nWorkers).map((share, id) => {
     const child = fork(WORKER, [], {
-      execArgv: ['--import', 'tsx'],
+      // BENCH_WORKER_NODE_ARGS: extra node flags for the workers, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+      execArgv: ['--import', 'tsx', ...(process.env.BENCH_WORKER_NODE_ARGS ?? '').split(' ').filter(Boolean)],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const w: Worker = {

@@ -11,6 +11,7 @@ import { summarizeDelivery, type SeqCutoff, type Tally } from '../lib/delivery.j
 import { encodeHistogram, newLatencyHistogram } from '../lib/histogram.js';
 import { sourceAddress } from './addresses.js';
 import { ClientState, WorkerStats } from './client-state.js';
+import { FrameDecoder } from './frame-decoder.js';
 import type { FromWorker, ToWorker, WorkerConfig, WorkerMark, WorkerProgress } from './messages.js';
 
 interface Client {
@@ -29,6 +30,8 @@ const SUBSCRIBE_ID = 1;
 const AUTH_ID = 'auth';
 
 const stats = new WorkerStats();
+/** One for all clients of this worker: they receive the same frames. */
+const decoder = new FrameDecoder();
 const loopDelay = monitorEventLoopDelay({ resolution: 20 });
 const clients: Client[] = [];
 const connectTimes = newLatencyHistogram();
@@ -95,9 +98,14 @@ function openClient(cfg: WorkerConfig, index: number): Promise<boolean> {
       if (!cfg.deferSubscribe || subscribeReleased) sendSubscribe();
       else client.readyToSubscribe = sendSubscribe;
     };
-    const state = new ClientState(stats, SUBSCRIBE_ID, (id) => {
-      if (id === AUTH_ID) subscribe();
-    });
+    const state = new ClientState(
+      stats,
+      SUBSCRIBE_ID,
+      (id) => {
+        if (id === AUTH_ID) subscribe();
+      },
+      decoder,
+    );
     const client: Client = { ws, state, opened: false, closed: false };
     clients.push(client);
     let settled = false;
@@ -320,5 +328,7 @@ process.on('message', (msg: ToWorker) => {
   }
 });
 
-// The coordinator went away: do not linger.
+// The coordinator went away, or ends the run: do not linger (an orderly exit
+// also lets --cpu-prof in BENCH_WORKER_NODE_ARGS write its profile).
 process.on('disconnect', () => process.exit(0));
+process.on('SIGTERM', () => process.exit(0));
