@@ -31,6 +31,10 @@ import {
 export class OutFrame {
   /** Set by a transport that pre-frames once and writes the same bytes to every socket. */
   wire: Buffer | undefined;
+  /** The message as a protobuf ServerMessage, for binary connections (proto-codec.ts), built once. */
+  protoPayload: Buffer | undefined;
+  /** Its pre-framed binary WebSocket frame, built once. */
+  protoWire: Buffer | undefined;
   constructor(readonly payload: Buffer) {}
   static text(text: string): OutFrame {
     return new OutFrame(Buffer.from(text));

@@ -6,7 +6,11 @@ import { symbolProblem } from '../../common/src/market/symbols.js';
 export const PROTOCOL_VERSION = 'tickmesh.v1';
 /** Sec-WebSocket-Protocol of the JSON encoding (also the default when none is offered). */
 export const SUBPROTOCOL_JSON = 'tickmesh.v1.json';
-export const SUPPORTED_SUBPROTOCOLS = [SUBPROTOCOL_JSON] as const;
+/** Sec-WebSocket-Protocol of the binary encoding: protobuf messages of tickmesh/gateway/v1/websocket.proto. */
+export const SUBPROTOCOL_PROTO = 'tickmesh.v1.proto';
+export const SUPPORTED_SUBPROTOCOLS = [SUBPROTOCOL_JSON, SUBPROTOCOL_PROTO] as const;
+/** How a connection encodes its messages, chosen by its subprotocol. */
+export type Encoding = 'json' | 'proto';
 
 /** Stable error codes of `{"type":"error"}` messages. */
 export const ErrorCode = {
@@ -90,7 +94,11 @@ export function parseClientMessage(text: string): ParseResult {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     return fail(ErrorCode.badJson, 'message must be a JSON object');
   }
-  const msg = json as Record<string, unknown>;
+  return validateClientMessage(json as Record<string, unknown>);
+}
+
+/** Validates a decoded client message (from JSON, or from the binary encoding: proto-codec.ts). */
+export function validateClientMessage(msg: Record<string, unknown>): ParseResult {
   let id: MessageId | undefined;
   if (msg.id !== undefined && msg.id !== null) {
     if (typeof msg.id === 'number' && Number.isSafeInteger(msg.id)) id = msg.id;

@@ -16,9 +16,11 @@ import {
   upstreamDownMessage,
   welcomeMessage,
   type ClientOp,
+  type Encoding,
   type MessageId,
   type ProtocolError,
 } from './protocol.js';
+import { parseBinaryClientMessage } from './proto-codec.js';
 
 export interface SessionLimits {
   maxSubscriptions: number;
@@ -45,6 +47,8 @@ export interface SessionDeps {
   upstreamLive: () => boolean;
   metrics?: SessionMetrics;
   now?: () => number;
+  /** The connection's encoding (its subprotocol); json when not given. */
+  encoding?: Encoding;
 }
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -121,14 +125,18 @@ export class Session {
       }
       return;
     }
-    if (isBinary) {
+    const binary = this.deps.encoding === 'proto';
+    if (isBinary !== binary) {
       this.sendError({
         code: ErrorCode.badRequest,
-        message: 'binary frames are not part of tickmesh.v1.json: send JSON text',
+        message: binary
+          ? 'text frames are not part of tickmesh.v1.proto: send binary ClientMessage frames'
+          : 'binary frames are not part of tickmesh.v1.json: send JSON text',
       });
       return;
     }
-    const parsed = parseClientMessage(typeof data === 'string' ? data : data.toString('utf8'));
+    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+    const parsed = binary ? parseBinaryClientMessage(bytes) : parseClientMessage(bytes.toString('utf8'));
     if (!parsed.ok) {
       this.sendError(parsed.error);
       return;

@@ -12,7 +12,7 @@ import { redactUrl, type Logger } from '../../common/src/logger.js';
 import type { Fanout } from './fanout.js';
 import type { GatewayMetrics } from './gateway-metrics.js';
 import { clientIp, ConnectionCounter } from './limits.js';
-import { CloseCode, SUPPORTED_SUBPROTOCOLS } from './protocol.js';
+import { CloseCode, SUBPROTOCOL_PROTO, SUPPORTED_SUBPROTOCOLS, type Encoding } from './protocol.js';
 import { Session, type SessionDeps } from './session.js';
 import { WsTransport } from './ws-transport.js';
 
@@ -58,7 +58,8 @@ export class WsEndpoint {
       clientTracking: false,
       perMessageDeflate: false,
       maxPayload: opts.maxFrameBytes,
-      // A client that offers subprotocols must offer ours; none offered means tickmesh.v1.json.
+      // A client that offers subprotocols must offer one of ours (the first we support, in our
+      // order: JSON before binary); none offered means tickmesh.v1.json.
       handleProtocols: (offered) => SUPPORTED_SUBPROTOCOLS.find((p) => offered.has(p)) ?? false,
     });
     // Half the heartbeat: pings every other tick, heartbeats to clients idle for half an interval.
@@ -107,7 +108,9 @@ export class WsEndpoint {
 
   private onConnection(ws: WebSocket, req: IncomingMessage): void {
     const ip = clientIp(req.socket.remoteAddress, req.headers['x-forwarded-for'], this.opts.trustedProxyHops);
+    const encoding: Encoding = ws.protocol === SUBPROTOCOL_PROTO ? 'proto' : 'json';
     const transport = new WsTransport(ws, {
+      encoding,
       closeGraceMs: this.opts.closeGraceMs,
       probeIntervalMs: this.opts.lagProbeIntervalMs,
       onProbeAnswered: (ms) => this.opts.metrics.readLag(ms),
@@ -123,6 +126,7 @@ export class WsEndpoint {
     const id = randomBytes(9).toString('base64url');
     const session = new Session(id, transport, {
       ...this.opts.sessionDeps,
+      encoding,
       fanout: this.opts.fanout,
       logger: this.opts.logger,
     });

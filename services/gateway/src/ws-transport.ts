@@ -24,6 +24,8 @@
 import * as wsModule from 'ws';
 import { WebSocket } from 'ws';
 import type { ClientTransport, OutFrame } from './fanout.js';
+import { protoPayload } from './proto-codec.js';
+import type { Encoding } from './protocol.js';
 
 interface SenderInternals {
   _state: number;
@@ -48,14 +50,21 @@ const frameFn: FrameFn | undefined = (() => {
 /** Whether fan-out frames can be pre-framed with this ws version (checked by the tests). */
 export const preframingAvailable = frameFn !== undefined;
 
+function frameOf(payload: Buffer, opcode: 1 | 2): Buffer {
+  const parts = frameFn!(payload, { fin: true, rsv1: false, opcode, mask: false, readOnly: false });
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+}
+
 /** The complete WebSocket text frame of `frame` (unmasked, server to client), built once. */
 export function wireBytes(frame: OutFrame): Buffer | undefined {
   if (!frameFn) return undefined;
-  if (!frame.wire) {
-    const parts = frameFn(frame.payload, { fin: true, rsv1: false, opcode: 1, mask: false, readOnly: false });
-    frame.wire = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-  }
-  return frame.wire;
+  return (frame.wire ??= frameOf(frame.payload, 1));
+}
+
+/** The complete binary frame of `frame` as a protobuf ServerMessage, built once. Throws if it has no binary form. */
+export function protoWireBytes(frame: OutFrame): Buffer | undefined {
+  if (!frameFn) return undefined;
+  return (frame.protoWire ??= frameOf(protoPayload(frame), 2));
 }
 
 /** A server-to-client ping frame (unmasked) whose 4-byte payload is the probe id. */
@@ -74,6 +83,8 @@ export interface WsTransportOptions {
   probeIntervalMs?: number;
   /** Write pre-framed bytes straight to the socket when ws's internals allow (tests turn it off). */
   preframe?: boolean;
+  /** json: text frames as built; proto: binary protobuf ServerMessages (the tickmesh.v1.proto subprotocol). */
+  encoding?: Encoding;
   /** Round trip of each answered probe, in ms. */
   onProbeAnswered?: (ms: number) => void;
   /** Monotonic clock in ms (performance.now by default: wall-clock steps must not look like lag). */
@@ -89,6 +100,7 @@ export class WsTransport implements ClientTransport {
   /** True when sends write pre-framed bytes straight to the socket. */
   readonly preframed: boolean;
   private readonly closeGraceMs: number;
+  private readonly binary: boolean;
   private readonly probeIntervalMs: number;
   private readonly now: () => number;
   private probeSeq = 0;
@@ -107,6 +119,7 @@ export class WsTransport implements ClientTransport {
     private readonly opts: WsTransportOptions,
   ) {
     this.closeGraceMs = opts.closeGraceMs;
+    this.binary = opts.encoding === 'proto';
     this.probeIntervalMs = opts.probeIntervalMs ?? 0;
     this.now = opts.now ?? (() => performance.now());
     this.internals = ws as unknown as WsInternals;
@@ -121,24 +134,33 @@ export class WsTransport implements ClientTransport {
 
   send(frame: OutFrame): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
+    if (this.binary) {
+      try {
+        protoPayload(frame);
+      } catch {
+        return; // a message without a binary form: a bug, caught by the tests; never crash a fan-out
+      }
+    }
     const probeAt = this.probeDue();
     if (this.preframed) {
       const sender = this.internals._sender!;
       const socket = this.internals._socket;
       if (sender._state === 0 && sender._queue.length === 0 && socket?.writable) {
+        const wire = this.binary ? protoWireBytes(frame)! : wireBytes(frame)!;
         if (probeAt === undefined) {
-          socket.write(wireBytes(frame)!);
+          socket.write(wire);
           return;
         }
         // Corked: the frame and the ping leave in one writev.
         socket.cork?.();
-        socket.write(wireBytes(frame)!);
+        socket.write(wire);
         socket.write(probeFrame(this.startProbe(probeAt)));
         socket.uncork?.();
         return;
       }
     }
-    this.ws.send(frame.payload, { binary: false, compress: false, fin: true });
+    const payload = this.binary ? frame.protoPayload! : frame.payload;
+    this.ws.send(payload, { binary: this.binary, compress: false, fin: true });
     if (probeAt !== undefined) this.ping(probeAt);
   }
 

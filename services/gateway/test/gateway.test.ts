@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
 import { ScriptedMarket, startScriptedUpstream, type ScriptedUpstream } from './support/scripted-upstream.js';
 import { metricValue, startTestGateway, type TestGateway } from './support/gateway-harness.js';
-import { eventually, TestClient, type Msg } from './support/ws-client.js';
+import { eventually, PROTO, TestClient, type Msg } from './support/ws-client.js';
+import { ClientMessage } from '../../common/src/gen/tickmesh/gateway/v1/websocket.js';
 
 const SYMBOLS = ['AKBNK', 'GARAN', 'THYAO', 'ASELS'];
 
@@ -182,11 +183,82 @@ void describe('gateway protocol', () => {
     );
   });
 
-  void test('a subprotocol other than tickmesh.v1.json is refused; none offered means JSON', async () => {
+  void test('subprotocols: unknown ones are refused; none offered means JSON; JSON preferred over binary', async () => {
     await assert.rejects(TestClient.connect(gw.url, { protocols: ['tickmesh.v9.json'] }));
     const c = await TestClient.connect(gw.url, { protocols: [] });
     assert.equal((await c.next()).type, 'welcome');
     c.close();
+    const both = await TestClient.connect(gw.url, { protocols: [PROTO, 'tickmesh.v1.json'] });
+    assert.equal(both.ws.protocol, 'tickmesh.v1.json');
+    both.close();
+    const bin = await TestClient.connect(gw.url, { protocols: [PROTO] });
+    assert.equal(bin.ws.protocol, PROTO);
+    bin.close();
+  });
+
+  void test('binary subprotocol tickmesh.v1.proto: the same session as protobuf messages, same quotes as JSON', async () => {
+    const b = await TestClient.connect(gw.url, { protocols: [PROTO] });
+    const w = await b.next((m) => m.type === 'welcome');
+    assert.equal(w.protocol, 'tickmesh.v1');
+    assert.equal(w.heartbeatMs, 5000);
+    assert.deepEqual(w.limits, {
+      maxSubscriptions: 3,
+      messagesPerSecond: 5,
+      messagesBurst: 10,
+      maxFrameBytes: 1024,
+    });
+    const j = await welcomed(gw.url);
+
+    const id = b.op({ op: 'subscribe', symbols: ['THYAO', 'GARAN'] });
+    assert.deepEqual(await b.answer(id), {
+      type: 'reply',
+      op: 'subscribe',
+      id,
+      subscriptions: ['GARAN', 'THYAO'],
+      principal: '',
+    });
+    await j.answer(j.op({ op: 'subscribe', symbols: ['THYAO', 'GARAN'] }));
+    const snap = await b.next((m) => m.type === 'snapshot');
+    assert.deepEqual((snap.quotes as Msg[]).map((q) => q.symbol).sort(), ['GARAN', 'THYAO']);
+    assert.deepEqual(snap.missing, []);
+    await j.next((m) => m.type === 'snapshot');
+
+    market.tick('THYAO');
+    market.tick('GARAN');
+    market.tick('THYAO');
+    const enough = (c: TestClient) => () => (c.quotes().length >= 3 ? c.quotes() : undefined);
+    const binQuotes = await b.waitUntil(enough(b), 10_000, 'three binary updates');
+    const jsonQuotes = await j.waitUntil(enough(j), 10_000, 'three JSON updates');
+    const key = (q: Record<string, unknown>, ts: unknown) =>
+      [q.symbol, q.seq, q.epoch, q.last, q.bid, q.ask, q.volume, q.changePct, ts].join('|');
+    assert.deepEqual(
+      binQuotes.map((q) => key(q, q.eventTimeMs)),
+      jsonQuotes.map((q) => key(q, q.ts)),
+    );
+
+    // Bad input: its error code, nothing changed, the connection stays usable.
+    b.raw(Buffer.from([0xff, 0xff, 0xff]), true);
+    assert.deepEqual(await b.next((m) => m.type === 'error'), {
+      type: 'error',
+      code: 'bad_request',
+      message: 'not a tickmesh.gateway.v1.ClientMessage',
+      id: '',
+    });
+    b.raw('{"op":"ping","id":1}');
+    assert.match(String((await b.next((m) => m.type === 'error')).message), /text frames/);
+    const bad = await b.answer(b.op({ op: 'subscribe', symbols: ['thy.ao'] }));
+    assert.equal(bad.code, 'bad_symbol');
+    b.raw(Buffer.from(ClientMessage.encode({ id: 'nothing' }).finish()), true);
+    assert.equal((await b.answer('nothing')).code, 'unknown_op');
+    const pong = await b.answer(b.op({ op: 'ping' }));
+    assert.equal(pong.type, 'pong');
+    const r = await b.answer(b.op({ op: 'unsubscribe', symbols: ['GARAN'] }));
+    assert.deepEqual(r.subscriptions, ['THYAO']);
+    const t = market.tick('THYAO');
+    await b.next((m) => m.type === 'quotes' && (m.quotes as Msg[]).some((q) => q.seq === t.seq));
+    assert.equal(b.ws.readyState, WebSocket.OPEN);
+    b.close();
+    j.close();
   });
 
   void test('origin allowlist: other browser origins get 403; listed ones and non-browsers pass', async () => {

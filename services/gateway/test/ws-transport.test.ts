@@ -9,6 +9,10 @@ import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { OutFrame } from '../src/fanout.js';
 import { preframingAvailable, wireBytes, WsTransport } from '../src/ws-transport.js';
+import { heartbeatMessage, quotesMessage } from '../src/protocol.js';
+import { quoteJson } from '../src/quote-json.js';
+import { ServerMessage } from '../../common/src/gen/tickmesh/gateway/v1/websocket.js';
+import { quote } from './support/quotes.js';
 
 async function pair(): Promise<{ server: WebSocket; client: WebSocket; close: () => Promise<void> }> {
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
@@ -194,3 +198,37 @@ void test('ws-transport: a peer whose pongs do not echo the payload stays alive;
     await p.close();
   }
 });
+
+for (const preframe of [true, false]) {
+  void test(`ws-transport: a binary (tickmesh.v1.proto) connection gets the frame as one protobuf binary message (${preframe ? 'pre-framed' : 'ws.send'})`, async () => {
+    const p = await pair();
+    try {
+      const t = new WsTransport(p.server, { closeGraceMs: 1000, preframe, encoding: 'proto' });
+      assert.equal(t.preframed, preframe, 'the path under test');
+      const got = new Promise<Buffer[]>((resolve) => {
+        const all: Buffer[] = [];
+        p.client.on('message', (data: Buffer, isBinary: boolean) => {
+          assert.equal(isBinary, true, 'binary frames');
+          all.push(data);
+          if (all.length === 2) resolve(all);
+        });
+      });
+      const frame = OutFrame.text(
+        quotesMessage([quoteJson(quote('THYAO', 5)), quoteJson(quote('GARAN', 6))]),
+      );
+      t.send(frame);
+      t.send(OutFrame.text('{"type":"mystery"}')); // no binary form: skipped, never thrown
+      t.send(OutFrame.text(heartbeatMessage(77)));
+      const [quotes, heartbeat] = await got;
+      assert.deepEqual(
+        ServerMessage.decode(quotes!).quotes!.quotes.map((q) => `${q.symbol}:${q.seq}`),
+        ['THYAO:5', 'GARAN:6'],
+      );
+      assert.deepEqual(ServerMessage.decode(heartbeat!).heartbeat, { tsMs: 77 });
+      if (preframe)
+        assert.ok(frame.protoWire, 'the framed bytes are cached on the frame for the next socket');
+    } finally {
+      await p.close();
+    }
+  });
+}

@@ -1,0 +1,141 @@
+// The binary encoding tickmesh.v1.proto: every server message has a protobuf
+// twin with the same content, converted once per frame; binary client
+// messages get the same validation and error codes as JSON ones.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ClientMessage, ServerMessage } from '../../common/src/gen/tickmesh/gateway/v1/websocket.js';
+import { OutFrame } from '../src/fanout.js';
+import { parseBinaryClientMessage, protoPayload } from '../src/proto-codec.js';
+import {
+  errorMessage,
+  heartbeatMessage,
+  pongMessage,
+  quotesMessage,
+  replyMessage,
+  resnapshotMessage,
+  snapshotMessage,
+  upstreamDownMessage,
+  welcomeMessage,
+} from '../src/protocol.js';
+import { conflatedJson, quoteJson } from '../src/quote-json.js';
+import { quote } from './support/quotes.js';
+
+const decode = (json: string): ServerMessage => ServerMessage.decode(protoPayload(OutFrame.text(json)));
+
+void test('quotes and snapshots carry every field of the JSON quote', () => {
+  const q = quote('THYAO', 42, {
+    last: 301.25,
+    volume: 123_456_789,
+    eventTimeMs: 1_764_000_000_123,
+    epoch: 7,
+  });
+  const m = decode(quotesMessage([quoteJson(q), conflatedJson(quoteJson(quote('GARAN', 9)))]));
+  const [a, b] = m.quotes!.quotes;
+  assert.deepEqual(
+    { ...a!, sessionDate: q.sessionDate, appliedTimeMs: q.appliedTimeMs, trades: q.trades },
+    q,
+    'all but the fields the JSON form leaves out',
+  );
+  assert.equal(b!.symbol, 'GARAN');
+  assert.equal(b!.conflated, true);
+  const s = decode(snapshotMessage([quoteJson(q)], ['ASELS']));
+  assert.equal(s.snapshot!.quotes[0]!.seq, 42);
+  assert.deepEqual(s.snapshot!.missing, ['ASELS']);
+});
+
+void test('every other server message has its binary form', () => {
+  const w = decode(
+    welcomeMessage({
+      session: 's1',
+      heartbeatMs: 5000,
+      authRequired: true,
+      authTimeoutMs: 3000,
+      upstream: 'up',
+      limits: { maxSubscriptions: 3, messagesPerSecond: 5, messagesBurst: 10, maxFrameBytes: 1024 },
+    }),
+  ).welcome!;
+  assert.deepEqual(w, {
+    protocol: 'tickmesh.v1',
+    session: 's1',
+    heartbeatMs: 5000,
+    authRequired: true,
+    authTimeoutMs: 3000,
+    upstream: 'up',
+    limits: { maxSubscriptions: 3, messagesPerSecond: 5, messagesBurst: 10, maxFrameBytes: 1024 },
+  });
+  assert.deepEqual(decode(replyMessage('subscribe', 'a', { subscriptions: ['*', 'THYAO'] })).reply, {
+    op: 'subscribe',
+    id: 'a',
+    subscriptions: ['*', 'THYAO'],
+    principal: '',
+  });
+  assert.equal(
+    decode(replyMessage('auth', 7, { principal: 'key:abc' })).reply!.id,
+    '7',
+    'ids become strings',
+  );
+  assert.deepEqual(decode(errorMessage({ code: 'bad_symbol', message: 'symbols[0]: no', id: 'x' })).error, {
+    code: 'bad_symbol',
+    message: 'symbols[0]: no',
+    id: 'x',
+  });
+  assert.deepEqual(decode(pongMessage('p', 1234)).pong, { id: 'p', tsMs: 1234 });
+  assert.deepEqual(decode(heartbeatMessage(99)).heartbeat, { tsMs: 99 });
+  assert.deepEqual(decode(resnapshotMessage('epoch', 8)).resnapshot, { reason: 'epoch', epoch: 8 });
+  const n = decode(upstreamDownMessage(5)).notice!;
+  assert.equal(n.code, 'upstream_down');
+  assert.equal(n.tsMs, 5);
+});
+
+void test('a frame is converted once, however many binary clients it goes to', () => {
+  const frame = OutFrame.text(quotesMessage([quoteJson(quote('THYAO', 1))]));
+  const first = protoPayload(frame);
+  assert.equal(protoPayload(frame), first);
+  assert.throws(() => protoPayload(OutFrame.text('{"type":"mystery"}')), /no binary form/);
+});
+
+void test('binary client messages: same ops, same validation, same codes', () => {
+  const enc = (m: Partial<ClientMessage>) =>
+    Buffer.from(ClientMessage.encode(ClientMessage.fromPartial(m)).finish());
+  assert.deepEqual(
+    parseBinaryClientMessage(enc({ id: 's', subscribe: { symbols: ['THYAO', '*', 'THYAO'] } })),
+    {
+      ok: true,
+      value: { op: 'subscribe', id: 's', all: true, symbols: ['THYAO'] },
+    },
+  );
+  assert.deepEqual(parseBinaryClientMessage(enc({ unsubscribe: { symbols: ['GARAN'] } })), {
+    ok: true,
+    value: { op: 'unsubscribe', all: false, symbols: ['GARAN'] },
+  });
+  assert.deepEqual(parseBinaryClientMessage(enc({ id: 'a', auth: { token: 'k' } })), {
+    ok: true,
+    value: { op: 'auth', id: 'a', token: 'k' },
+  });
+  assert.deepEqual(parseBinaryClientMessage(enc({ id: 'p', ping: {} })), {
+    ok: true,
+    value: { op: 'ping', id: 'p' },
+  });
+
+  const err = (data: Buffer) => {
+    const r = parseBinaryClientMessage(data);
+    assert.equal(r.ok, false);
+    return (r as { error: { code: string; message: string; id?: unknown } }).error;
+  };
+  assert.deepEqual(err(Buffer.from([0xff, 0xff, 0xff, 0xff])), {
+    code: 'bad_request',
+    message: 'not a tickmesh.gateway.v1.ClientMessage',
+  });
+  const bad = err(enc({ id: 'b', subscribe: { symbols: ['GARAN', 'thy.ao'] } }));
+  assert.equal(bad.code, 'bad_symbol');
+  assert.equal(bad.id, 'b');
+  assert.match(bad.message, /symbols\[1\]/);
+  assert.equal(err(enc({ id: 'e', subscribe: { symbols: [] } })).code, 'bad_request');
+  assert.equal(err(enc({ auth: { token: '' } })).code, 'bad_request');
+  assert.equal(err(enc({ id: 'x'.repeat(65), ping: {} })).code, 'bad_request', 'id too long');
+  assert.deepEqual(err(enc({ id: 'n' })), {
+    code: 'unknown_op',
+    message: 'op: none set, or one this server does not know',
+    id: 'n',
+  });
+});
