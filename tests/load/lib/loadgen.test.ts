@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { addressCount, shares, sourceAddress } from '../ws-loadgen/addresses.js';
 import { ClientState, WorkerStats } from '../ws-loadgen/client-state.js';
-import { FrameDecoder } from '../ws-loadgen/frame-decoder.js';
+import { decodeFrame, FrameDecoder } from '../ws-loadgen/frame-decoder.js';
 import { summarize } from './histogram.js';
 
 void describe('source addresses', () => {
@@ -122,6 +122,31 @@ void describe('the frame decoder shared by a worker', () => {
     assert.equal(d.decode(frame(2)), b);
     assert.notEqual(d.decode(frame(1)), a, 'evicted: parsed again');
     assert.deepEqual([d.hits, d.misses], [2, 4]);
+  });
+
+  void it('groups event times so a frame costs a few histogram calls, with the same values', () => {
+    const f = decodeFrame(
+      '{"type":"quotes","quotes":[' +
+        '{"symbol":"A","seq":1,"epoch":1,"ts":1000},{"symbol":"B","seq":1,"epoch":1,"ts":1002,"conflated":true},' +
+        '{"symbol":"C","seq":1,"epoch":1,"ts":1000},{"symbol":"D","seq":1,"epoch":1}]}',
+    );
+    assert.deepEqual(f.eventTimes, [
+      { tsUs: 1_000_000, count: 2 },
+      { tsUs: 1_002_000, count: 1 },
+    ]);
+    assert.equal(f.conflatedCount, 1);
+    const stats = new WorkerStats();
+    stats.startMeasuring();
+    const c = new ClientState(stats);
+    c.startMeasuring();
+    c.handleFrame(
+      '{"type":"quotes","quotes":[{"symbol":"A","seq":1,"epoch":1,"ts":1000},{"symbol":"C","seq":1,"epoch":1,"ts":1000},{"symbol":"B","seq":1,"epoch":1,"ts":1002}]}',
+      1_010_000,
+    );
+    assert.equal(stats.delay.totalCount, 3);
+    assert.equal(stats.delay.minNonZeroValue, 8_000, 'B: 8 ms');
+    assert.equal(Math.round(stats.delay.getValueAtPercentile(50) / 1000), 10, 'A and C: 10 ms');
+    assert.equal(Math.round(stats.delay.maxValue / 1000), 10);
   });
 
   void it('a reused decode still counts for each client on its own', () => {

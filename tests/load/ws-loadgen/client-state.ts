@@ -6,7 +6,7 @@
 // FrameDecoder shared by the worker's clients (frame-decoder.ts).
 import { SeqTracker, type SeqCutoff, type Tally } from '../lib/delivery.js';
 import { newLatencyHistogram, type Histogram } from '../lib/histogram.js';
-import { FrameDecoder, type DecodedFrame } from './frame-decoder.js';
+import { FrameDecoder, type DecodedFrame, type DecodedQuote } from './frame-decoder.js';
 
 /** Counters shared by all clients of one worker (reset when measuring starts). */
 export class WorkerStats {
@@ -43,8 +43,20 @@ export interface SymbolState {
 /** What a client tracks per symbol: one map lookup per quote. */
 interface SymbolSlot {
   tracker: SeqTracker;
-  latest: SymbolState | undefined;
+  /**
+   * The quote that set the latest state: a reference to the decode shared by
+   * the worker's clients (read-only), so keeping it writes nothing per client
+   * but this pointer, and the reads hit memory every client uses.
+   */
+  latest: DecodedQuote | undefined;
 }
+
+const stateOf = (q: DecodedQuote): SymbolState => ({
+  epoch: q.epoch,
+  seq: q.seq,
+  last: q.last,
+  volume: q.volume,
+});
 
 export class ClientState {
   welcomed = false;
@@ -63,7 +75,7 @@ export class ClientState {
   /** The latest state per symbol (built on demand: read at marks and at the end). */
   get latest(): Map<string, SymbolState> {
     const out = new Map<string, SymbolState>();
-    for (const [symbol, slot] of this.slots) if (slot.latest) out.set(symbol, slot.latest);
+    for (const [symbol, slot] of this.slots) if (slot.latest) out.set(symbol, stateOf(slot.latest));
     return out;
   }
 
@@ -118,7 +130,6 @@ export class ClientState {
   private quotes(msg: DecodedFrame, nowUs: number, isSnapshot: boolean): void {
     const s = this.stats;
     s.badFrames += msg.badQuotes;
-    const live = !isSnapshot && s.measuring;
     for (const q of msg.quotes) {
       let slot = this.slots.get(q.symbol);
       if (!slot) {
@@ -128,19 +139,13 @@ export class ClientState {
       if (isSnapshot) slot.tracker.snapshot(q.epoch, q.seq);
       else slot.tracker.quote(q.epoch, q.seq);
       const l = slot.latest;
-      if (!l) {
-        slot.latest = { epoch: q.epoch, seq: q.seq, last: q.last, volume: q.volume };
-      } else if (l.epoch !== q.epoch || q.seq >= l.seq) {
-        l.epoch = q.epoch;
-        l.seq = q.seq;
-        l.last = q.last;
-        l.volume = q.volume;
-      }
-      if (!live) continue;
-      s.quotes++;
-      if (q.conflated) s.conflated++;
-      if (q.tsUs > 0) s.delay.recordValue(Math.max(1, Math.round(nowUs - q.tsUs)));
+      if (!l || l.epoch !== q.epoch || q.seq >= l.seq) slot.latest = q;
     }
+    if (isSnapshot || !s.measuring) return;
+    s.quotes += msg.quotes.length;
+    s.conflated += msg.conflatedCount;
+    for (const t of msg.eventTimes)
+      s.delay.recordValueWithCount(Math.max(1, Math.round(nowUs - t.tsUs)), t.count);
   }
 
   /** Expected and received seqs over this client's symbols. */

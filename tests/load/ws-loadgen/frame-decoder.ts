@@ -29,6 +29,15 @@ export interface DecodedFrame {
   quotes: readonly DecodedQuote[];
   /** Quotes without a string symbol and numeric seq and epoch. */
   badQuotes: number;
+  /**
+   * The quotes' event times (µs), each with how many quotes have it, in
+   * order of first appearance. Ticks of one batch share their event time, so
+   * a client records a frame's delays with a handful of histogram calls
+   * instead of one per quote (the same values, counted).
+   */
+  eventTimes: readonly { tsUs: number; count: number }[];
+  /** Quotes marked conflated. */
+  conflatedCount: number;
 }
 
 interface WireQuote {
@@ -42,6 +51,13 @@ interface WireQuote {
 }
 
 const NO_QUOTES: readonly DecodedQuote[] = Object.freeze([]);
+const notAMessage = (): DecodedFrame => ({
+  type: undefined,
+  quotes: NO_QUOTES,
+  badQuotes: 0,
+  eventTimes: [],
+  conflatedCount: 0,
+});
 
 /** Parses one frame (no caching). */
 export function decodeFrame(text: string): DecodedFrame {
@@ -49,15 +65,17 @@ export function decodeFrame(text: string): DecodedFrame {
   try {
     msg = JSON.parse(text) as typeof msg;
   } catch {
-    return { type: undefined, quotes: NO_QUOTES, badQuotes: 0 };
+    return notAMessage();
   }
-  if (typeof msg !== 'object' || msg === null) return { type: undefined, quotes: NO_QUOTES, badQuotes: 0 };
+  if (typeof msg !== 'object' || msg === null) return notAMessage();
   const out: DecodedFrame = {
     type: typeof msg.type === 'string' ? msg.type : undefined,
     id: msg.id,
     code: typeof msg.code === 'string' ? msg.code : undefined,
     quotes: NO_QUOTES,
     badQuotes: 0,
+    eventTimes: [],
+    conflatedCount: 0,
   };
   if ((out.type === 'quotes' || out.type === 'snapshot') && Array.isArray(msg.quotes)) {
     const quotes: DecodedQuote[] = [];
@@ -83,6 +101,15 @@ export function decodeFrame(text: string): DecodedFrame {
       });
     }
     out.quotes = quotes;
+    const times = new Map<number, { tsUs: number; count: number }>();
+    for (const q of quotes) {
+      if (q.conflated) out.conflatedCount++;
+      if (q.tsUs <= 0) continue;
+      const t = times.get(q.tsUs);
+      if (t) t.count++;
+      else times.set(q.tsUs, { tsUs: q.tsUs, count: 1 });
+    }
+    out.eventTimes = [...times.values()];
   }
   return out;
 }
