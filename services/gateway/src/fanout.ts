@@ -33,6 +33,8 @@ export class OutFrame {
   wire: Buffer | undefined;
   /** The message as a protobuf ServerMessage, for binary connections (proto-codec.ts), built once. */
   protoPayload: Buffer | undefined;
+  /** The conversion failed (the message has no binary form): not retried per recipient. */
+  protoFailed = false;
   /** Its pre-framed binary WebSocket frame, built once. */
   protoWire: Buffer | undefined;
   constructor(readonly payload: Buffer) {}

@@ -14,14 +14,18 @@ type Json = Record<string, unknown>;
 
 const str = (v: unknown): string => (typeof v === 'string' ? v : typeof v === 'number' ? String(v) : '');
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+/** For int64 fields: the 64-bit writers throw on a fraction. */
+const int = (v: unknown): number => Math.trunc(num(v));
+/** For uint64 fields: they also throw on a negative number. */
+const uint = (v: unknown): number => Math.max(0, int(v));
 const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((s) => typeof s === 'string') : []);
 
 /** A quote of the JSON protocol (quote-json.ts) as the market.v1 Quote it came from. */
 function quoteOf(q: Json): Partial<Quote> {
   return {
     symbol: str(q.symbol),
-    seq: num(q.seq),
-    epoch: num(q.epoch),
+    seq: uint(q.seq),
+    epoch: uint(q.epoch),
     last: num(q.last),
     bid: num(q.bid),
     ask: num(q.ask),
@@ -29,11 +33,11 @@ function quoteOf(q: Json): Partial<Quote> {
     high: num(q.high),
     low: num(q.low),
     prevClose: num(q.prevClose),
-    volume: num(q.volume),
+    volume: int(q.volume),
     change: num(q.change),
     changePct: num(q.changePct),
-    lastSize: num(q.lastSize),
-    eventTimeMs: num(q.ts),
+    lastSize: int(q.lastSize),
+    eventTimeMs: int(q.ts),
     conflated: q.conflated === true,
   };
 }
@@ -50,9 +54,9 @@ export function serverMessageOf(m: Json): ServerMessage {
         snapshot: { quotes: quotesOf(m.quotes), missing: strings(m.missing) },
       });
     case 'heartbeat':
-      return ServerMessage.fromPartial({ heartbeat: { tsMs: num(m.ts) } });
+      return ServerMessage.fromPartial({ heartbeat: { tsMs: int(m.ts) } });
     case 'pong':
-      return ServerMessage.fromPartial({ pong: { id: str(m.id), tsMs: num(m.ts) } });
+      return ServerMessage.fromPartial({ pong: { id: str(m.id), tsMs: int(m.ts) } });
     case 'reply':
       return ServerMessage.fromPartial({
         reply: {
@@ -67,10 +71,10 @@ export function serverMessageOf(m: Json): ServerMessage {
         error: { code: str(m.code), message: str(m.message), id: str(m.id) },
       });
     case 'resnapshot':
-      return ServerMessage.fromPartial({ resnapshot: { reason: str(m.reason), epoch: num(m.epoch) } });
+      return ServerMessage.fromPartial({ resnapshot: { reason: str(m.reason), epoch: uint(m.epoch) } });
     case 'notice':
       return ServerMessage.fromPartial({
-        notice: { code: str(m.code), message: str(m.message), tsMs: num(m.ts) },
+        notice: { code: str(m.code), message: str(m.message), tsMs: int(m.ts) },
       });
     case 'welcome': {
       const l = (m.limits ?? {}) as Json;
@@ -78,15 +82,15 @@ export function serverMessageOf(m: Json): ServerMessage {
         welcome: {
           protocol: str(m.protocol),
           session: str(m.session),
-          heartbeatMs: num(m.heartbeatMs),
+          heartbeatMs: uint(m.heartbeatMs),
           authRequired: m.authRequired === true,
-          authTimeoutMs: num(m.authTimeoutMs),
+          authTimeoutMs: uint(m.authTimeoutMs),
           upstream: str(m.upstream),
           limits: {
-            maxSubscriptions: num(l.maxSubscriptions),
+            maxSubscriptions: uint(l.maxSubscriptions),
             messagesPerSecond: num(l.messagesPerSecond),
-            messagesBurst: num(l.messagesBurst),
-            maxFrameBytes: num(l.maxFrameBytes),
+            messagesBurst: uint(l.messagesBurst),
+            maxFrameBytes: uint(l.maxFrameBytes),
           },
         },
       });
@@ -96,12 +100,20 @@ export function serverMessageOf(m: Json): ServerMessage {
   }
 }
 
-/** The frame as an encoded ServerMessage, converted on first use and cached on the frame. */
-export function protoPayload(frame: OutFrame): Buffer {
-  if (!frame.protoPayload) {
-    const msg = serverMessageOf(JSON.parse(frame.payload.toString('utf8')) as Json);
-    const bytes = ServerMessage.encode(msg).finish();
-    frame.protoPayload = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+/**
+ * The frame as an encoded ServerMessage, converted on first use and cached on
+ * the frame; undefined when it has no binary form (a bug: the failure is
+ * cached too, so the frame's other binary recipients do not retry it).
+ */
+export function protoPayload(frame: OutFrame): Buffer | undefined {
+  if (frame.protoPayload === undefined && !frame.protoFailed) {
+    try {
+      const msg = serverMessageOf(JSON.parse(frame.payload.toString('utf8')) as Json);
+      const bytes = ServerMessage.encode(msg).finish();
+      frame.protoPayload = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    } catch {
+      frame.protoFailed = true;
+    }
   }
   return frame.protoPayload;
 }
@@ -118,12 +130,18 @@ export function parseBinaryClientMessage(data: Buffer): ParseResult {
     };
   }
   const id = m.id === '' ? undefined : m.id;
+  const ops = [m.auth, m.subscribe, m.unsubscribe, m.ping].filter((op) => op !== undefined).length;
+  if (ops > 1) return refused(ErrorCode.badRequest, 'op: more than one set', id);
   if (m.auth) return validateClientMessage({ id, op: 'auth', token: m.auth.token });
   if (m.subscribe) return validateClientMessage({ id, op: 'subscribe', symbols: m.subscribe.symbols });
   if (m.unsubscribe) return validateClientMessage({ id, op: 'unsubscribe', symbols: m.unsubscribe.symbols });
   if (m.ping) return validateClientMessage({ id, op: 'ping' });
   // No op set: an op of a newer protocol version (skipped as an unknown field), or none at all.
-  const checked = validateClientMessage({ id, op: 'ping' }); // validates the id alone
-  const error = { code: ErrorCode.unknownOp, message: 'op: none set, or one this server does not know' };
-  return { ok: false, error: checked.ok && id !== undefined ? { ...error, id } : error };
+  return refused(ErrorCode.unknownOp, 'op: none set, or one this server does not know', id);
+}
+
+/** A refusal of a message without exactly one op; it carries the id when that id is valid. */
+function refused(code: ErrorCode, message: string, id: string | undefined): ParseResult {
+  const idOk = id !== undefined && validateClientMessage({ id, op: 'ping' }).ok;
+  return { ok: false, error: idOk ? { code, message, id } : { code, message } };
 }

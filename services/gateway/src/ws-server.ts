@@ -111,6 +111,7 @@ export class WsEndpoint {
     const encoding: Encoding = ws.protocol === SUBPROTOCOL_PROTO ? 'proto' : 'json';
     const transport = new WsTransport(ws, {
       encoding,
+      onEncodeFailure: () => this.opts.logger.error('a server message has no binary form: closing with 1011'),
       closeGraceMs: this.opts.closeGraceMs,
       probeIntervalMs: this.opts.lagProbeIntervalMs,
       onProbeAnswered: (ms) => this.opts.metrics.readLag(ms),

@@ -25,7 +25,7 @@ import * as wsModule from 'ws';
 import { WebSocket } from 'ws';
 import type { ClientTransport, OutFrame } from './fanout.js';
 import { protoPayload } from './proto-codec.js';
-import type { Encoding } from './protocol.js';
+import { CloseCode, type Encoding } from './protocol.js';
 
 interface SenderInternals {
   _state: number;
@@ -61,10 +61,10 @@ export function wireBytes(frame: OutFrame): Buffer | undefined {
   return (frame.wire ??= frameOf(frame.payload, 1));
 }
 
-/** The complete binary frame of `frame` as a protobuf ServerMessage, built once. Throws if it has no binary form. */
+/** The complete binary frame of `frame` as a protobuf ServerMessage, built once (protoPayload must have succeeded). */
 export function protoWireBytes(frame: OutFrame): Buffer | undefined {
   if (!frameFn) return undefined;
-  return (frame.protoWire ??= frameOf(protoPayload(frame), 2));
+  return (frame.protoWire ??= frameOf(protoPayload(frame)!, 2));
 }
 
 /** A server-to-client ping frame (unmasked) whose 4-byte payload is the probe id. */
@@ -85,6 +85,8 @@ export interface WsTransportOptions {
   preframe?: boolean;
   /** json: text frames as built; proto: binary protobuf ServerMessages (the tickmesh.v1.proto subprotocol). */
   encoding?: Encoding;
+  /** A frame had no binary form and the connection is being closed with 1011. */
+  onEncodeFailure?: () => void;
   /** Round trip of each answered probe, in ms. */
   onProbeAnswered?: (ms: number) => void;
   /** Monotonic clock in ms (performance.now by default: wall-clock steps must not look like lag). */
@@ -134,12 +136,13 @@ export class WsTransport implements ClientTransport {
 
   send(frame: OutFrame): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
-    if (this.binary) {
-      try {
-        protoPayload(frame);
-      } catch {
-        return; // a message without a binary form: a bug, caught by the tests; never crash a fan-out
-      }
+    if (this.binary && !protoPayload(frame)) {
+      // A message without a binary form (a bug the tests are there to catch).
+      // Skipping it would leave a silent gap; closing with 1011 makes the
+      // client reconnect and re-snapshot. Never thrown into the fan-out.
+      this.opts.onEncodeFailure?.();
+      this.close(CloseCode.internalError, 'internal error');
+      return;
     }
     const probeAt = this.probeDue();
     if (this.preframed) {

@@ -229,8 +229,10 @@ void describe('gateway protocol', () => {
     const enough = (c: TestClient) => () => (c.quotes().length >= 3 ? c.quotes() : undefined);
     const binQuotes = await b.waitUntil(enough(b), 10_000, 'three binary updates');
     const jsonQuotes = await j.waitUntil(enough(j), 10_000, 'three JSON updates');
+    const fields = ['symbol', 'seq', 'epoch', 'last', 'bid', 'ask', 'open', 'high', 'low', 'prevClose'];
     const key = (q: Record<string, unknown>, ts: unknown) =>
-      [q.symbol, q.seq, q.epoch, q.last, q.bid, q.ask, q.volume, q.changePct, ts].join('|');
+      [...fields, 'volume', 'change', 'changePct', 'lastSize'].map((f) => String(q[f])).join('|') +
+      `|${String(ts)}`;
     assert.deepEqual(
       binQuotes.map((q) => key(q, q.eventTimeMs)),
       jsonQuotes.map((q) => key(q, q.ts)),

@@ -20,12 +20,22 @@ import {
 import { conflatedJson, quoteJson } from '../src/quote-json.js';
 import { quote } from './support/quotes.js';
 
-const decode = (json: string): ServerMessage => ServerMessage.decode(protoPayload(OutFrame.text(json)));
+const decode = (json: string): ServerMessage => ServerMessage.decode(protoPayload(OutFrame.text(json))!);
 
 void test('quotes and snapshots carry every field of the JSON quote', () => {
+  // A distinct value in every field, so a swapped or dropped one shows.
   const q = quote('THYAO', 42, {
     last: 301.25,
+    bid: 301,
+    ask: 301.5,
+    open: 295.75,
+    high: 305.5,
+    low: 290.25,
+    prevClose: 298,
     volume: 123_456_789,
+    change: 3.25,
+    changePct: 1.09,
+    lastSize: 17,
     eventTimeMs: 1_764_000_000_123,
     epoch: 7,
   });
@@ -90,8 +100,11 @@ void test('every other server message has its binary form', () => {
 void test('a frame is converted once, however many binary clients it goes to', () => {
   const frame = OutFrame.text(quotesMessage([quoteJson(quote('THYAO', 1))]));
   const first = protoPayload(frame);
+  assert.ok(first);
   assert.equal(protoPayload(frame), first);
-  assert.throws(() => protoPayload(OutFrame.text('{"type":"mystery"}')), /no binary form/);
+  const mystery = OutFrame.text('{"type":"mystery"}');
+  assert.equal(protoPayload(mystery), undefined, 'no binary form');
+  assert.equal(mystery.protoFailed, true, 'remembered: not retried for each recipient');
 });
 
 void test('binary client messages: same ops, same validation, same codes', () => {
@@ -133,6 +146,8 @@ void test('binary client messages: same ops, same validation, same codes', () =>
   assert.equal(err(enc({ id: 'e', subscribe: { symbols: [] } })).code, 'bad_request');
   assert.equal(err(enc({ auth: { token: '' } })).code, 'bad_request');
   assert.equal(err(enc({ id: 'x'.repeat(65), ping: {} })).code, 'bad_request', 'id too long');
+  const two = Buffer.concat([enc({ id: 't', ping: {} }), enc({ subscribe: { symbols: ['GARAN'] } })]);
+  assert.deepEqual(err(two), { code: 'bad_request', message: 'op: more than one set', id: 't' });
   assert.deepEqual(err(enc({ id: 'n' })), {
     code: 'unknown_op',
     message: 'op: none set, or one this server does not know',

@@ -203,8 +203,15 @@ for (const preframe of [true, false]) {
   void test(`ws-transport: a binary (tickmesh.v1.proto) connection gets the frame as one protobuf binary message (${preframe ? 'pre-framed' : 'ws.send'})`, async () => {
     const p = await pair();
     try {
-      const t = new WsTransport(p.server, { closeGraceMs: 1000, preframe, encoding: 'proto' });
+      let failures = 0;
+      const t = new WsTransport(p.server, {
+        closeGraceMs: 1000,
+        preframe,
+        encoding: 'proto',
+        onEncodeFailure: () => failures++,
+      });
       assert.equal(t.preframed, preframe, 'the path under test');
+      const closed = once(p.client, 'close');
       const got = new Promise<Buffer[]>((resolve) => {
         const all: Buffer[] = [];
         p.client.on('message', (data: Buffer, isBinary: boolean) => {
@@ -217,9 +224,13 @@ for (const preframe of [true, false]) {
         quotesMessage([quoteJson(quote('THYAO', 5)), quoteJson(quote('GARAN', 6))]),
       );
       t.send(frame);
-      t.send(OutFrame.text('{"type":"mystery"}')); // no binary form: skipped, never thrown
       t.send(OutFrame.text(heartbeatMessage(77)));
+      // No binary form: never thrown, never skipped silently (a gap): closed with 1011.
+      t.send(OutFrame.text('{"type":"mystery"}'));
       const [quotes, heartbeat] = await got;
+      const [code] = (await closed) as [number];
+      assert.equal(code, 1011);
+      assert.equal(failures, 1);
       assert.deepEqual(
         ServerMessage.decode(quotes!).quotes!.quotes.map((q) => `${q.symbol}:${q.seq}`),
         ['THYAO:5', 'GARAN:6'],
