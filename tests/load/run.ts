@@ -30,6 +30,7 @@ const { values } = parseArgs({
     'reuse-endpoints': { type: 'string', default: '' },
     'from-source': { type: 'boolean', default: false },
     'seed-clients': { type: 'string', default: '' },
+    'seed-encoding': { type: 'string', default: 'json' },
     out: { type: 'string', default: join(ROOT, 'tests', 'load', 'results') },
     help: { type: 'boolean', default: false },
   },
@@ -45,6 +46,7 @@ if (values.help) {
       '  --reuse-endpoints \'{"price":"host:port",...}\'   where the reused stack answers (default: the make-up ports)',
       '  --from-source           run the services of a private stack from source (tsx) instead of dist/',
       '  --seed-clients 1000,5000     client counts of the seed scenario',
+      "  --seed-encoding json|proto   the seed clients' encoding: JSON text or the binary tickmesh.v1.proto",
       '  --out DIR               where the report goes (default tests/load/results)',
       '',
     ].join('\n'),
@@ -72,6 +74,9 @@ async function main(): Promise<number> {
       .split(',')
       .map(Number)
       .filter((n) => n > 0);
+  if (!['json', 'proto'].includes(values['seed-encoding']))
+    throw new Error('--seed-encoding must be json or proto');
+  settings.seedSubprotocol = `tickmesh.v1.${values['seed-encoding']}`;
   if (!['auto', 'reuse', 'private'].includes(values.stack))
     throw new Error('--stack must be auto, reuse or private');
   const ghzPath = join(ROOT, '.tools', 'bin', 'ghz');

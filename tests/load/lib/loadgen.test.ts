@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { addressCount, shares, sourceAddress } from '../ws-loadgen/addresses.js';
 import { ClientState, WorkerStats } from '../ws-loadgen/client-state.js';
-import { decodeFrame, FrameDecoder } from '../ws-loadgen/frame-decoder.js';
+import { decodeFrame, decodeProtoFrame, FrameDecoder } from '../ws-loadgen/frame-decoder.js';
+import { ServerMessage } from '../../../services/common/src/gen/tickmesh/gateway/v1/websocket.js';
 import { summarize } from './histogram.js';
 
 void describe('source addresses', () => {
@@ -168,5 +169,44 @@ void describe('the frame decoder shared by a worker', () => {
     assert.deepEqual(c2.tally({ AAA: { epoch: 3, seq: 3 } }), { expected: 2, received: 1 });
     assert.equal(Math.round(summarize(stats.delay).maxMs), 4, 'delay from each client receive time');
     assert.equal(shared.misses, 3, 'snapshot, seq 2, seq 3');
+  });
+});
+
+void describe('binary frames (tickmesh.v1.proto)', () => {
+  void it('decode to what the JSON twin decodes to', () => {
+    const q = { symbol: 'AAA', seq: 7, epoch: 3, last: 10.5, volume: 70, eventTimeMs: 1002 };
+    const bin = Buffer.from(
+      ServerMessage.encode(
+        ServerMessage.fromPartial({ quotes: { quotes: [q, { ...q, seq: 8, conflated: true }] } }),
+      ).finish(),
+    );
+    const json = decodeFrame(
+      '{"type":"quotes","quotes":[{"symbol":"AAA","seq":7,"epoch":3,"last":10.5,"volume":70,"ts":1002},' +
+        '{"symbol":"AAA","seq":8,"epoch":3,"last":10.5,"volume":70,"ts":1002,"conflated":true}]}',
+    );
+    assert.deepEqual(decodeProtoFrame(bin), json);
+    const reply = decodeProtoFrame(
+      Buffer.from(
+        ServerMessage.encode(ServerMessage.fromPartial({ reply: { op: 'subscribe', id: '1' } })).finish(),
+      ),
+    );
+    assert.equal(reply.type, 'reply');
+    assert.equal(reply.id, '1');
+    assert.equal(decodeProtoFrame(Buffer.from([0xff, 0xff, 0xff])).type, undefined);
+
+    const stats = new WorkerStats();
+    const c = new ClientState(stats, '1');
+    c.handleFrame(
+      Buffer.from(
+        ServerMessage.encode(ServerMessage.fromPartial({ reply: { op: 'subscribe', id: '1' } })).finish(),
+      ),
+      0,
+      true,
+    );
+    assert.equal(c.subscribed, true);
+    stats.startMeasuring();
+    c.handleFrame(bin, 1_005_000, true);
+    assert.equal(stats.quotes, 2);
+    assert.equal(stats.conflated, 1);
   });
 });

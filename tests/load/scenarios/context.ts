@@ -23,6 +23,8 @@ export interface BenchSettings {
   publishWarmupMs: number;
   publishDurationMs: number;
   seedClients: number[];
+  /** The seed clients' subprotocol: tickmesh.v1.json, or tickmesh.v1.proto (the binary encoding). */
+  seedSubprotocol: string;
   seedWarmupMs: number;
   seedWindowMs: number;
   fanoutClients: number;
@@ -47,6 +49,7 @@ export const FULL: BenchSettings = {
   publishWarmupMs: 2000,
   publishDurationMs: 12_000,
   seedClients: [1000, 5000],
+  seedSubprotocol: 'tickmesh.v1.json',
   seedWarmupMs: 5000,
   seedWindowMs: 30_000,
   fanoutClients: 1000,
@@ -71,6 +74,7 @@ export const QUICK: BenchSettings = {
   publishWarmupMs: 500,
   publishDurationMs: 3000,
   seedClients: [1000],
+  seedSubprotocol: 'tickmesh.v1.json',
   seedWarmupMs: 2000,
   seedWindowMs: 5000,
   fanoutClients: 300,

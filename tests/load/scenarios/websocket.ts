@@ -102,6 +102,7 @@ export function runSeed(ctx: BenchContext, clients: number): Promise<ScenarioRes
       let windowMs = 0;
       const r = await runWsLoad({
         ...loadOptions(ctx, m, ctx.stack.gatewayWs, clients),
+        subprotocol: s.seedSubprotocol,
         warmupMs: s.seedWarmupMs,
         window: () =>
           m.phase('tickmesh', async () => {
@@ -139,6 +140,7 @@ export function runSeed(ctx: BenchContext, clients: number): Promise<ScenarioRes
         );
       m.notes.push(
         `Feed during the window: ${ticksPerSecond.toFixed(0)} ticks/s (simulator) over ${end.length} symbols; cut-offs from ListQuotes at the end of the window.`,
+        `Clients' subprotocol: ${s.seedSubprotocol}.`,
       );
       return {
         metrics: finite({

@@ -84,12 +84,13 @@ export class ClientState {
     for (const slot of this.slots.values()) slot.tracker.startMeasuring();
   }
 
-  handleFrame(frame: Buffer | string, nowUs: number): void {
+  /** binary: a frame of the tickmesh.v1.proto encoding. */
+  handleFrame(frame: Buffer | string, nowUs: number, binary = false): void {
     const s = this.stats;
     const data = typeof frame === 'string' ? Buffer.from(frame) : frame;
     s.frames++;
     s.bytes += data.length;
-    const msg = this.decoder.decode(data);
+    const msg = this.decoder.decode(data, binary);
     switch (msg.type) {
       case 'quotes':
         s.quoteFrames++;

@@ -5,7 +5,10 @@
 // 16-quote frame), on the machine that also runs the gateway, so a worker
 // keeps the last few distinct frames and reuses a decode when the bytes
 // match in full (compared, not hashed). Each client still goes through every
-// quote of every frame it received (client-state.ts).
+// quote of every frame it received (client-state.ts). Frames of the binary
+// encoding (tickmesh.v1.proto) decode into the same shape.
+import { ServerMessage } from '../../../services/common/src/gen/tickmesh/gateway/v1/websocket.js';
+import type { Quote } from '../../../services/common/src/gen/tickmesh/market/v1/market.js';
 
 /** One quote as a load client needs it, checked once. */
 export interface DecodedQuote {
@@ -101,15 +104,55 @@ export function decodeFrame(text: string): DecodedFrame {
       });
     }
     out.quotes = quotes;
-    const times = new Map<number, { tsUs: number; count: number }>();
-    for (const q of quotes) {
-      if (q.conflated) out.conflatedCount++;
-      if (q.tsUs <= 0) continue;
-      const t = times.get(q.tsUs);
-      if (t) t.count++;
-      else times.set(q.tsUs, { tsUs: q.tsUs, count: 1 });
-    }
-    out.eventTimes = [...times.values()];
+    groupEventTimes(out);
+  }
+  return out;
+}
+
+function groupEventTimes(out: DecodedFrame): void {
+  const times = new Map<number, { tsUs: number; count: number }>();
+  for (const q of out.quotes) {
+    if (q.conflated) out.conflatedCount++;
+    if (q.tsUs <= 0) continue;
+    const t = times.get(q.tsUs);
+    if (t) t.count++;
+    else times.set(q.tsUs, { tsUs: q.tsUs, count: 1 });
+  }
+  out.eventTimes = [...times.values()];
+}
+
+/** Decodes one binary frame of tickmesh.v1.proto (a ServerMessage) into the same shape. */
+export function decodeProtoFrame(data: Uint8Array): DecodedFrame {
+  let m: ServerMessage;
+  try {
+    m = ServerMessage.decode(data);
+  } catch {
+    return notAMessage();
+  }
+  const set = (Object.keys(m) as (keyof ServerMessage)[]).filter((k) => m[k] !== undefined);
+  if (set.length !== 1) return notAMessage();
+  const type = set[0]!;
+  const body = m[type] as { id?: string; code?: string; quotes?: Quote[] };
+  const out: DecodedFrame = {
+    type,
+    id: body.id,
+    code: body.code,
+    quotes: NO_QUOTES,
+    badQuotes: 0,
+    eventTimes: [],
+    conflatedCount: 0,
+  };
+  if (body.quotes) {
+    out.quotes = body.quotes.map((q) => ({
+      symbol: q.symbol,
+      seq: q.seq,
+      epoch: q.epoch,
+      tsUs: q.eventTimeMs > 0 ? q.eventTimeMs * 1000 : 0,
+      last: q.last,
+      volume: q.volume,
+      conflated: q.conflated,
+    }));
+    groupEventTimes(out);
   }
   return out;
 }
@@ -124,7 +167,8 @@ export class FrameDecoder {
   /** capacity: distinct frames remembered (clients of a worker read at different points of the stream). */
   constructor(private readonly capacity = 16) {}
 
-  decode(data: Buffer): DecodedFrame {
+  /** binary: a tickmesh.v1.proto frame (ServerMessage), else JSON text. */
+  decode(data: Buffer, binary = false): DecodedFrame {
     const n = this.bytes.length;
     // Newest first: most clients are reading the frame the last one did.
     for (let k = 0, i = this.next - 1; k < n; k++, i--) {
@@ -136,7 +180,7 @@ export class FrameDecoder {
       }
     }
     this.misses++;
-    const frame = decodeFrame(data.toString());
+    const frame = binary ? decodeProtoFrame(data) : decodeFrame(data.toString());
     // A copy: ws may hand out a view of a larger read buffer.
     const copy = Buffer.from(data);
     if (n < this.capacity) {

@@ -12,6 +12,7 @@ import { encodeHistogram, newLatencyHistogram } from '../lib/histogram.js';
 import { sourceAddress } from './addresses.js';
 import { ClientState, WorkerStats } from './client-state.js';
 import { FrameDecoder } from './frame-decoder.js';
+import { ClientMessage } from '../../../services/common/src/gen/tickmesh/gateway/v1/websocket.js';
 import type { FromWorker, ToWorker, WorkerConfig, WorkerMark, WorkerProgress } from './messages.js';
 
 interface Client {
@@ -26,8 +27,22 @@ interface Client {
 /** With deferSubscribe, clients subscribe only once the coordinator says so (all connected). */
 let subscribeReleased = false;
 
-const SUBSCRIBE_ID = 1;
+const SUBSCRIBE_ID = '1';
 const AUTH_ID = 'auth';
+/** The binary encoding of the protocol (protobuf frames), chosen by the subprotocol. */
+const PROTO_SUBPROTOCOL = 'tickmesh.v1.proto';
+
+/** An op as the connection's encoding wants it (ids are strings in both). */
+function encodeOp(
+  binary: boolean,
+  op: { op: 'auth' | 'subscribe'; id: string; token?: string; symbols?: string[] },
+) {
+  if (!binary) return JSON.stringify(op);
+  const m: ClientMessage = { id: op.id };
+  if (op.op === 'auth') m.auth = { token: op.token ?? '' };
+  else m.subscribe = { symbols: op.symbols ?? [] };
+  return Buffer.from(ClientMessage.encode(m).finish());
+}
 
 const stats = new WorkerStats();
 /** One for all clients of this worker: they receive the same frames. */
@@ -92,8 +107,9 @@ function openClient(cfg: WorkerConfig, index: number): Promise<boolean> {
       handshakeTimeout: cfg.handshakeTimeoutMs,
       maxPayload: 64 * 1024 * 1024,
     });
+    const binary = cfg.subprotocol === PROTO_SUBPROTOCOL;
     const sendSubscribe = () =>
-      ws.send(JSON.stringify({ op: 'subscribe', id: SUBSCRIBE_ID, symbols: cfg.symbols }));
+      ws.send(encodeOp(binary, { op: 'subscribe', id: SUBSCRIBE_ID, symbols: cfg.symbols }));
     const subscribe = () => {
       if (!cfg.deferSubscribe || subscribeReleased) sendSubscribe();
       else client.readyToSubscribe = sendSubscribe;
@@ -120,16 +136,16 @@ function openClient(cfg: WorkerConfig, index: number): Promise<boolean> {
       connected++;
       lastOpenAt = performance.now();
       connectTimes.recordValue(Math.max(1, Math.round((lastOpenAt - started) * 1000)));
-      if (cfg.authToken) ws.send(JSON.stringify({ op: 'auth', id: AUTH_ID, token: cfg.authToken }));
+      if (cfg.authToken) ws.send(encodeOp(binary, { op: 'auth', id: AUTH_ID, token: cfg.authToken }));
       else subscribe();
       settle();
     });
     ws.on('message', (data: Buffer, isBinary: boolean) => {
-      if (isBinary) {
+      if (isBinary !== binary) {
         stats.badFrames++;
         return;
       }
-      state.handleFrame(data, nowUs());
+      state.handleFrame(data, nowUs(), binary);
     });
     ws.on('error', (err: Error & { code?: string }) => {
       bump(socketErrors, (err.code ?? err.message).slice(0, 120));
