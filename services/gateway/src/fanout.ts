@@ -16,7 +16,7 @@
 //    closed with 4008. Nothing here awaits a client, so one slow client never
 //    delays the others.
 import type { MirrorEntry, QuoteUpdate } from './quote-mirror.js';
-import { conflatedJson } from './quote-json.js';
+import { conflatedJson, conflatedProto } from './quote-json.js';
 import { FlushPacer } from './flush-pacer.js';
 import {
   CloseCode,
@@ -37,10 +37,31 @@ export class OutFrame {
   protoFailed = false;
   /** Its pre-framed binary WebSocket frame, built once. */
   protoWire: Buffer | undefined;
+  /** For quotes and snapshots: the quotes already encoded, which proto-codec.ts splices. */
+  protoQuotes: ProtoQuotes | undefined;
   constructor(readonly payload: Buffer) {}
   static text(text: string): OutFrame {
     return new OutFrame(Buffer.from(text));
   }
+  /** A `quotes` message from quotes serialized once in both encodings. */
+  static quotes(jsons: readonly string[], protos: Uint8Array[]): OutFrame {
+    const f = OutFrame.text(quotesMessage(jsons));
+    f.protoQuotes = { kind: 'quotes', quotes: protos, missing: [] };
+    return f;
+  }
+  /** A `snapshot` message from quotes serialized once in both encodings. */
+  static snapshot(jsons: readonly string[], protos: Uint8Array[], missing: readonly string[]): OutFrame {
+    const f = OutFrame.text(snapshotMessage(jsons, missing));
+    f.protoQuotes = { kind: 'snapshot', quotes: protos, missing };
+    return f;
+  }
+}
+
+/** The encoded quotes of a quotes/snapshot frame (binary clients get them without re-encoding). */
+export interface ProtoQuotes {
+  kind: 'quotes' | 'snapshot';
+  quotes: Uint8Array[];
+  missing: readonly string[];
 }
 
 /** What the fan-out needs from a socket. */
@@ -213,10 +234,12 @@ export class Fanout {
     if (all) c.all = true;
     this.regroup(c);
     const quotes: string[] = [];
+    const protos: Uint8Array[] = [];
     const missing: string[] = [];
     const fresh = c.fresh ?? new Map<string, number>();
     const take = (e: MirrorEntry) => {
       quotes.push(e.json);
+      protos.push(e.proto);
       fresh.set(e.symbol, e.seq);
     };
     if (newAll) {
@@ -232,7 +255,7 @@ export class Fanout {
       c.fresh = fresh;
       this.freshClients.add(c);
     }
-    this.sendDirect(c, OutFrame.text(snapshotMessage(quotes, missing)));
+    this.sendDirect(c, OutFrame.snapshot(quotes, protos, missing));
   }
 
   /** Removes symbols (and/or "*") from a client's subscription. */
@@ -276,7 +299,7 @@ export class Fanout {
           c.owedResnapshot = reason;
           continue;
         }
-        snapshot ??= OutFrame.text(this.snapshotOf(g.all, g.symbols));
+        snapshot ??= this.snapshotOf(g.all, g.symbols);
         this.sendDirect(c, notice);
         this.sendDirect(c, snapshot);
       }
@@ -369,8 +392,12 @@ export class Fanout {
       const batch = g.batch;
       g.batch = [];
       const jsons = new Array<string>(batch.length);
-      for (let i = 0; i < batch.length; i++) jsons[i] = batch[i]!.json;
-      const frame = OutFrame.text(quotesMessage(jsons));
+      const protos = new Array<Uint8Array>(batch.length);
+      for (let i = 0; i < batch.length; i++) {
+        jsons[i] = batch[i]!.json;
+        protos[i] = batch[i]!.proto;
+      }
+      const frame = OutFrame.quotes(jsons, protos);
       for (const c of g.members) {
         const n = this.deliver(c, batch, frame, nowMs);
         if (n > 0) {
@@ -422,7 +449,10 @@ export class Fanout {
       this.defer(c, updates, nowMs);
       return 0;
     }
-    out ??= OutFrame.text(quotesMessage(updates.map((u) => u.json)));
+    out ??= OutFrame.quotes(
+      updates.map((u) => u.json),
+      updates.map((u) => u.proto),
+    );
     t.send(out);
     c.lastSendMs = nowMs;
     return updates.length;
@@ -479,17 +509,18 @@ export class Fanout {
       const reason = c.owedResnapshot;
       c.owedResnapshot = undefined;
       this.sendDirect(c, OutFrame.text(resnapshotMessage(reason, this.source.epoch)));
-      this.sendDirect(c, OutFrame.text(this.snapshotOf(c.all, c.symbols)));
+      this.sendDirect(c, this.snapshotOf(c.all, c.symbols));
       return;
     }
     if (!backlog || backlog.size === 0) return;
     const jsons: string[] = [];
+    const protos: Uint8Array[] = [];
     for (const item of backlog.values()) {
-      jsons.push(
-        item.replaced && !item.update.conflated ? conflatedJson(item.update.json) : item.update.json,
-      );
+      const mark = item.replaced && !item.update.conflated;
+      jsons.push(mark ? conflatedJson(item.update.json) : item.update.json);
+      protos.push(mark ? conflatedProto(item.update.proto) : item.update.proto);
     }
-    this.sendDirect(c, OutFrame.text(quotesMessage(jsons)));
+    this.sendDirect(c, OutFrame.quotes(jsons, protos));
     this.opts.metrics?.sent(1, jsons.length);
   }
 
@@ -511,19 +542,24 @@ export class Fanout {
     this.laggardTimer = undefined;
   }
 
-  private snapshotOf(all: boolean, symbols: ReadonlySet<string>): string {
+  private snapshotOf(all: boolean, symbols: ReadonlySet<string>): OutFrame {
     const quotes: string[] = [];
+    const protos: Uint8Array[] = [];
     const missing: string[] = [];
+    const take = (e: MirrorEntry) => {
+      quotes.push(e.json);
+      protos.push(e.proto);
+    };
     if (all) {
-      for (const e of this.source.values()) quotes.push(e.json);
+      for (const e of this.source.values()) take(e);
     } else {
       for (const s of symbols) {
         const e = this.source.get(s);
-        if (e) quotes.push(e.json);
+        if (e) take(e);
         else missing.push(s);
       }
     }
-    return snapshotMessage(quotes, missing);
+    return OutFrame.snapshot(quotes, protos, missing);
   }
 
   private regroup(c: FanoutClient): void {

@@ -1,13 +1,16 @@
 // The binary encoding of tickmesh.v1 (subprotocol tickmesh.v1.proto, proto
-// tickmesh/gateway/v1/websocket.proto). The gateway builds every server
-// message once as JSON (protocol.ts); a connection that chose the binary
-// encoding gets the same message as a protobuf ServerMessage, converted once
-// per OutFrame and cached on it, so a fan-out frame shared by a group is
-// converted once for all its binary members, never per recipient. Client
-// messages are decoded here and then validated by the same rules as JSON ones.
+// tickmesh/gateway/v1/websocket.proto). A connection that chose it gets each
+// server message as a protobuf ServerMessage, built once per OutFrame and
+// cached on it, so a fan-out frame shared by a group is encoded once for all
+// its binary members. Quotes and snapshots are spliced from quotes encoded
+// once when they arrived (quote-mirror.ts), so even per-client frames
+// (catch-ups, snapshots) encode nothing again; the other messages, rare and
+// small, are converted from their JSON form. Client messages are decoded here
+// and then validated by the same rules as JSON ones.
 import { ClientMessage, ServerMessage } from '../../common/src/gen/tickmesh/gateway/v1/websocket.js';
 import type { Quote } from '../../common/src/gen/tickmesh/market/v1/market.js';
-import type { OutFrame } from './fanout.js';
+import { BinaryWriter } from '@bufbuild/protobuf/wire';
+import type { OutFrame, ProtoQuotes } from './fanout.js';
 import { ErrorCode, validateClientMessage, type ParseResult } from './protocol.js';
 
 type Json = Record<string, unknown>;
@@ -108,14 +111,30 @@ export function serverMessageOf(m: Json): ServerMessage {
 export function protoPayload(frame: OutFrame): Buffer | undefined {
   if (frame.protoPayload === undefined && !frame.protoFailed) {
     try {
-      const msg = serverMessageOf(JSON.parse(frame.payload.toString('utf8')) as Json);
-      const bytes = ServerMessage.encode(msg).finish();
+      const bytes = frame.protoQuotes
+        ? splicedQuotes(frame.protoQuotes)
+        : ServerMessage.encode(serverMessageOf(JSON.parse(frame.payload.toString('utf8')) as Json)).finish();
       frame.protoPayload = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     } catch {
       frame.protoFailed = true;
     }
   }
   return frame.protoPayload;
+}
+
+/**
+ * A quotes/snapshot ServerMessage from quotes encoded once (quote-mirror.ts):
+ * each goes in as an embedded message, so nothing is encoded again. Field
+ * numbers of websocket.proto: ServerMessage.snapshot 8 / quotes 9, their
+ * repeated Quote 1, Snapshot.missing 2 (the tests compare with ts-proto).
+ */
+function splicedQuotes(p: ProtoQuotes): Uint8Array {
+  const w = new BinaryWriter();
+  w.uint32(p.kind === 'quotes' ? (9 << 3) | 2 : (8 << 3) | 2).fork();
+  for (const q of p.quotes) w.uint32((1 << 3) | 2).bytes(q);
+  for (const s of p.missing) w.uint32((2 << 3) | 2).string(s);
+  w.join();
+  return w.finish();
 }
 
 /** Decodes and validates one binary client frame (same rules and error codes as JSON). */

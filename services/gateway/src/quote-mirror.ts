@@ -2,9 +2,9 @@
 // stream. It answers client snapshots at once, and its per-symbol seq check
 // drops anything not newer than what it holds, so two overlapping upstream
 // streams (make-before-break) never produce a duplicate or a step back.
-import type { Quote } from '../../common/src/gen/tickmesh/market/v1/market.js';
+import { Quote } from '../../common/src/gen/tickmesh/market/v1/market.js';
 import { isValidSymbol } from '../../common/src/market/symbols.js';
-import { conflatedJson, quoteJson } from './quote-json.js';
+import { conflatedJson, conflatedProto, quoteJson } from './quote-json.js';
 
 export interface MirrorEntry {
   readonly symbol: string;
@@ -14,6 +14,8 @@ export interface MirrorEntry {
   readonly ts: number;
   /** Serialized quote (never marked conflated). */
   readonly json: string;
+  /** The same quote as an encoded market.v1 Quote, for binary clients (never marked conflated). */
+  readonly proto: Uint8Array;
 }
 
 /** One update to fan out: the new state, serialized, marked conflated when updates were skipped. */
@@ -22,6 +24,8 @@ export interface QuoteUpdate {
   readonly seq: number;
   readonly ts: number;
   readonly json: string;
+  /** Encoded market.v1 Quote, conflated set as in json. */
+  readonly proto: Uint8Array;
   readonly conflated: boolean;
 }
 
@@ -78,8 +82,18 @@ export class QuoteMirror {
     if (prev !== undefined && q.seq <= prev.seq) return { kind: 'stale' };
     if (prev === undefined && this.entries.size >= this.maxSymbols)
       return { kind: 'rejected', reason: 'symbol cap' };
+    // Both encodings once per update (a few µs at a few hundred updates/s),
+    // so no frame ever serializes a quote again, whichever encoding it goes out in.
     const json = quoteJson(q);
-    const entry: MirrorEntry = { symbol: q.symbol, seq: q.seq, epoch: q.epoch, ts: q.eventTimeMs, json };
+    const proto = Quote.encode({ ...q, conflated: false }).finish();
+    const entry: MirrorEntry = {
+      symbol: q.symbol,
+      seq: q.seq,
+      epoch: q.epoch,
+      ts: q.eventTimeMs,
+      json,
+      proto,
+    };
     this.entries.set(q.symbol, entry);
     // A jump in seq means this state stands for updates we never saw: say so.
     const conflated = q.conflated || (prev !== undefined && q.seq > prev.seq + 1);
@@ -90,6 +104,7 @@ export class QuoteMirror {
         seq: q.seq,
         ts: q.eventTimeMs,
         json: conflated ? conflatedJson(json) : json,
+        proto: conflated ? conflatedProto(proto) : proto,
         conflated,
       },
     };

@@ -19,6 +19,7 @@ import {
 } from '../src/protocol.js';
 import { conflatedJson, quoteJson } from '../src/quote-json.js';
 import { quote } from './support/quotes.js';
+import { QuoteMirror, type QuoteUpdate } from '../src/quote-mirror.js';
 
 const decode = (json: string): ServerMessage => ServerMessage.decode(protoPayload(OutFrame.text(json))!);
 
@@ -153,4 +154,40 @@ void test('binary client messages: same ops, same validation, same codes', () =>
     message: 'op: none set, or one this server does not know',
     id: 'n',
   });
+});
+
+void test('quotes and snapshots are spliced from quotes encoded once: the same bytes ts-proto would write', () => {
+  const mirror = new QuoteMirror(100);
+  const a = quote('THYAO', 5, { last: 301.25, sessionDate: '2026-12-05', appliedTimeMs: 1_764_000_000_456 });
+  const b = quote('GARAN', 9);
+  mirror.replaceAll([quote('THYAO', 4), quote('GARAN', 7)], 1);
+  const ua = mirror.apply(a);
+  const ub = mirror.apply(b); // 7 -> 9: a jump, so marked conflated
+  assert.equal(ua.kind, 'applied');
+  assert.equal(ub.kind, 'applied');
+  const updates = [ua, ub].map((r) => (r as { update: QuoteUpdate }).update);
+  const frame = OutFrame.quotes(
+    updates.map((u) => u.json),
+    updates.map((u) => u.proto),
+  );
+  const want = ServerMessage.encode(
+    ServerMessage.fromPartial({ quotes: { quotes: [a, { ...b, conflated: true }] } }),
+  ).finish();
+  assert.deepEqual(ServerMessage.decode(protoPayload(frame)!), ServerMessage.decode(want));
+  assert.equal(
+    frame.protoPayload!.length,
+    want.length,
+    'no byte more than ts-proto writes, but for the appended flag',
+  );
+
+  const entries = [mirror.get('THYAO')!, mirror.get('GARAN')!];
+  const snap = OutFrame.snapshot(
+    entries.map((e) => e.json),
+    entries.map((e) => e.proto),
+    ['ASELS'],
+  );
+  assert.deepEqual(
+    ServerMessage.decode(protoPayload(snap)!),
+    ServerMessage.fromPartial({ snapshot: { quotes: [a, b], missing: ['ASELS'] } }),
+  );
 });
