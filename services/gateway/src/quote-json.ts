@@ -33,6 +33,9 @@ export function conflatedJson(json: string): string {
   return `${json.slice(0, -1)},"conflated":true}`;
 }
 
+/** Quote.conflated = true: the tag of field 18, wire type varint ((18 << 3) | 0 = 144 as a varint), then 1. */
+const CONFLATED_TRUE = Uint8Array.of(0x90, 0x01, 0x01);
+
 /**
  * An encoded market.v1 Quote marked conflated: field 18 (bool) appended. In
  * protobuf the last occurrence of a scalar field wins, so appending sets it
@@ -44,6 +47,3 @@ export function conflatedProto(proto: Uint8Array): Uint8Array {
   out.set(CONFLATED_TRUE, proto.length);
   return out;
 }
-
-/** Tag of field 18, wire type varint ((18 << 3) | 0 = 144 as a varint), then 1. */
-const CONFLATED_TRUE = Uint8Array.of(0x90, 0x01, 0x01);
