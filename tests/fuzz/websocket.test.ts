@@ -2,7 +2,8 @@
 // messages (fast-check, fixed seed FUZZ_SEED): malformed JSON, wrong types, huge arrays, odd
 // unicode, NaN/Infinity as text, negative and enormous numbers, injection strings,
 // prototype-pollution keys, binary frames; then oversized frames, invalid UTF-8 and raw
-// garbage. Every message gets exactly one answer (error, reply or pong); the connection's
+// garbage; the same for the binary encoding (protobuf ClientMessages, valid, doubled, mutated
+// and random). Every message gets exactly one answer (error, reply or pong); the connection's
 // subscriptions change only through accepted ops; the server never crashes and its memory
 // levels off; a bystander client is never disturbed.
 import { after, before, test } from 'node:test';
@@ -12,6 +13,7 @@ import fc from 'fast-check';
 import WebSocket from 'ws';
 import * as grpc from '@grpc/grpc-js';
 import { PublishTickRequest } from '../../services/common/src/gen/tickmesh/ingest/v1/ingest.js';
+import { ClientMessage, ServerMessage } from '../../services/common/src/gen/tickmesh/gateway/v1/websocket.js';
 import { loadUniverse } from '../../services/common/src/market/universe.js';
 import { httpStatus, sleep, startStack, waitFor, type Stack } from '../support/stack.js';
 import { TrackedClient } from '../faults/lib/ws-tracker.js';
@@ -298,6 +300,156 @@ test(`${N} generated WebSocket messages: each answered once, subscriptions chang
   assert.equal(p.closed, undefined);
   p.ws.close();
   assert.ok(rssAt[2]! - rssAt[1]! < PLATEAU_BYTES, 'gateway memory still growing');
+  assert.deepEqual(stack.crashes(), []);
+  assert.deepEqual(stack.grepLogs(/"level":"(fatal|error)"|Unhandled|uncaught/i).slice(0, 5), []);
+});
+
+// The binary encoding (tickmesh.v1.proto): protobuf ClientMessages with nasty ids, tokens
+// and symbols, two ops in one message, mutated encodings, random bytes and text frames.
+const PROTO = 'tickmesh.v1.proto';
+const N_BINARY = Math.max(500, Math.floor(N / 5));
+const encodeClient = (m: ClientMessage): Buffer => Buffer.from(ClientMessage.encode(m).finish());
+const protoSymbols = fc.oneof(
+  fc.array(fc.oneof(fc.constantFrom(...symbols, '*'), nastyString), { maxLength: 8 }),
+  fc.array(fc.constantFrom(...symbols), { minLength: 1, maxLength: 40 }),
+  fc.array(fc.constant('A'), { minLength: 200, maxLength: 1000 }),
+);
+const clientMessage: fc.Arbitrary<ClientMessage> = fc
+  .record({
+    id: fc.oneof(fc.constant(''), nastyString),
+    op: fc.constantFrom('auth', 'subscribe', 'unsubscribe', 'ping', 'none'),
+    symbols: protoSymbols,
+    token: nastyString,
+  })
+  .map(({ id, op, symbols: list, token }) => {
+    const m: ClientMessage = { id };
+    if (op === 'auth') m.auth = { token };
+    else if (op === 'subscribe') m.subscribe = { symbols: list };
+    else if (op === 'unsubscribe') m.unsubscribe = { symbols: list };
+    else if (op === 'ping') m.ping = {};
+    return m;
+  });
+const fits = (b: Buffer) => b.length <= MAX_FRAME;
+const protoFrameArb: fc.Arbitrary<Frame> = fc.oneof(
+  {
+    weight: 10,
+    arbitrary: clientMessage
+      .map(encodeClient)
+      .filter(fits)
+      .map((binary) => ({ binary })),
+  },
+  {
+    weight: 2,
+    arbitrary: fc
+      .tuple(clientMessage, clientMessage)
+      .map(([a, b]) => Buffer.concat([encodeClient(a), encodeClient(b)]))
+      .filter(fits)
+      .map((binary) => ({ binary })),
+  },
+  {
+    weight: 2,
+    arbitrary: fc
+      .tuple(clientMessage, fc.nat(), fc.integer({ min: 0, max: 255 }))
+      .map(([m, at, value]) => {
+        const b = encodeClient(m);
+        if (b.length > 0) b[at % b.length] = value;
+        return b;
+      })
+      .filter(fits)
+      .map((binary) => ({ binary })),
+  },
+  { weight: 2, arbitrary: fc.uint8Array({ maxLength: 256 }).map((b) => ({ binary: Buffer.from(b) })) },
+  {
+    weight: 1,
+    arbitrary: textual.filter((t) => Buffer.byteLength(t) <= MAX_FRAME).map((text) => ({ text })),
+  },
+);
+
+/** A binary-encoding client: every server message decoded to { type, ...fields }. */
+class BinaryProbe {
+  readonly ws: WebSocket;
+  inbox: Array<Record<string, unknown>> = [];
+  closed: { code: number } | undefined;
+  textFrames = 0;
+  constructor(url: string) {
+    this.ws = new WebSocket(url, PROTO, { maxPayload: 64 * 1024 * 1024 });
+    this.ws.on('message', (d: Buffer, isBinary: boolean) => {
+      if (!isBinary) {
+        this.textFrames++;
+        return;
+      }
+      const m = ServerMessage.decode(d);
+      const [type, body] = Object.entries(m).find(([, v]) => v !== undefined) ?? ['<none>', {}];
+      this.inbox.push({ type, ...(body as Record<string, unknown>) });
+    });
+    this.ws.on('close', (code: number) => (this.closed = { code }));
+    this.ws.on('error', () => undefined);
+  }
+  async until(
+    pred: (m: Record<string, unknown>) => boolean,
+    what: string,
+  ): Promise<Array<Record<string, unknown>>> {
+    await waitFor(what, () => this.closed !== undefined || this.inbox.some(pred), 15_000, 5);
+    if (this.closed) throw new Error(`closed ${this.closed.code} waiting for ${what}`);
+    return this.inbox.splice(0, this.inbox.findIndex(pred) + 1);
+  }
+  send(m: ClientMessage): void {
+    this.ws.send(encodeClient(m), { binary: true });
+  }
+}
+
+test(`${N_BINARY} generated binary (tickmesh.v1.proto) messages: each answered once, subscriptions change only by accepted ops`, async (t) => {
+  const frames = samples(protoFrameArb, N_BINARY, 13);
+  const p = new BinaryProbe(stack.wsUrl);
+  await p.until((m) => m.type === 'welcome', 'welcome');
+  const subscriptions = async (tag: string) => {
+    p.send({ id: tag, subscribe: { symbols: ['THYAO'] } });
+    const got = await p.until((m) => m.type === 'reply' && m.id === tag, `reply ${tag}`);
+    return { before: got.slice(0, -1), now: got[got.length - 1]!.subscriptions as string[] };
+  };
+  let model = (await subscriptions('start')).now;
+  const isAnswer = (m: Record<string, unknown>) =>
+    m.type === 'error' || m.type === 'reply' || m.type === 'pong';
+  const answers = new Map<string, number>();
+  let sent = 0;
+  let received = 0;
+  for (let i = 0; i < frames.length; i += BATCH) {
+    const batch = frames.slice(i, i + BATCH);
+    for (const f of batch) {
+      if ('text' in f) p.ws.send(f.text);
+      else p.ws.send(f.binary, { binary: true });
+    }
+    const tag = `sync-${i}`;
+    p.send({ id: tag, ping: {} });
+    const got = (await p.until((m) => m.type === 'pong' && m.id === tag, `pong ${tag}`)).slice(0, -1);
+    const check = await subscriptions(`check-${i}`);
+    for (const m of [...got, ...check.before].filter(isAnswer)) {
+      const key = m.type === 'error' ? `error:${String(m.code)}` : `${String(m.type)}:${String(m.op ?? '')}`;
+      answers.set(key, (answers.get(key) ?? 0) + 1);
+      if (m.type === 'reply' && Array.isArray(m.subscriptions) && m.op !== 'auth')
+        model = m.subscriptions as string[];
+      received++;
+    }
+    sent += batch.length;
+    // An `auth` is checked asynchronously, so answers are counted over the run, never more than sent.
+    assert.ok(received <= sent, `batch at ${i}: ${received} answers to ${sent} messages`);
+    assert.ok(sent - received <= 5, `batch at ${i}: ${sent - received} messages without an answer`);
+    assert.deepEqual(
+      [...check.now].sort(),
+      [...new Set([...model, 'THYAO'])].sort(),
+      `batch at ${i}: subscriptions changed without a reply`,
+    );
+    model = check.now;
+  }
+  for (let k = 0; k < 20 && received < sent; k++) {
+    await sleep(100);
+    received += p.inbox.splice(0).filter(isAnswer).length;
+  }
+  assert.equal(received, sent, 'every message answered exactly once');
+  assert.equal(p.textFrames, 0, 'a binary connection gets binary frames only');
+  assert.equal(p.closed, undefined);
+  t.diagnostic(`binary answers: ${JSON.stringify(Object.fromEntries([...answers].sort()))}`);
+  p.ws.close();
   assert.deepEqual(stack.crashes(), []);
   assert.deepEqual(stack.grepLogs(/"level":"(fatal|error)"|Unhandled|uncaught/i).slice(0, 5), []);
 });
