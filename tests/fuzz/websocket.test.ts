@@ -13,7 +13,8 @@ import fc from 'fast-check';
 import WebSocket from 'ws';
 import * as grpc from '@grpc/grpc-js';
 import { PublishTickRequest } from '../../services/common/src/gen/tickmesh/ingest/v1/ingest.js';
-import { ClientMessage, ServerMessage } from '../../services/common/src/gen/tickmesh/gateway/v1/websocket.js';
+import { ServerMessage } from '../../services/common/src/gen/tickmesh/gateway/v1/websocket.js';
+import { clientMessageOf, serverMessageBody } from '../../services/gateway/src/proto-codec.js';
 import { loadUniverse } from '../../services/common/src/market/universe.js';
 import { httpStatus, sleep, startStack, waitFor, type Stack } from '../support/stack.js';
 import { TrackedClient } from '../faults/lib/ws-tracker.js';
@@ -308,27 +309,20 @@ test(`${N} generated WebSocket messages: each answered once, subscriptions chang
 // and symbols, two ops in one message, mutated encodings, random bytes and text frames.
 const PROTO = 'tickmesh.v1.proto';
 const N_BINARY = Math.max(500, Math.floor(N / 5));
-const encodeClient = (m: ClientMessage): Buffer => Buffer.from(ClientMessage.encode(m).finish());
+type Op = { op: string; id: string; symbols?: string[]; token?: string };
+const encodeClient = (op: Op): Buffer => Buffer.from(clientMessageOf(op));
 const protoSymbols = fc.oneof(
   fc.array(fc.oneof(fc.constantFrom(...symbols, '*'), nastyString), { maxLength: 8 }),
   fc.array(fc.constantFrom(...symbols), { minLength: 1, maxLength: 40 }),
   fc.array(fc.constant('A'), { minLength: 200, maxLength: 1000 }),
 );
-const clientMessage: fc.Arbitrary<ClientMessage> = fc
-  .record({
-    id: fc.oneof(fc.constant(''), nastyString),
-    op: fc.constantFrom('auth', 'subscribe', 'unsubscribe', 'ping', 'none'),
-    symbols: protoSymbols,
-    token: nastyString,
-  })
-  .map(({ id, op, symbols: list, token }) => {
-    const m: ClientMessage = { id };
-    if (op === 'auth') m.auth = { token };
-    else if (op === 'subscribe') m.subscribe = { symbols: list };
-    else if (op === 'unsubscribe') m.unsubscribe = { symbols: list };
-    else if (op === 'ping') m.ping = {};
-    return m;
-  });
+// 'none': a message with no op set.
+const clientMessage: fc.Arbitrary<Op> = fc.record({
+  id: fc.oneof(fc.constant(''), nastyString),
+  op: fc.constantFrom('auth', 'subscribe', 'unsubscribe', 'ping', 'none'),
+  symbols: protoSymbols,
+  token: nastyString,
+});
 const fits = (b: Buffer) => b.length <= MAX_FRAME;
 const protoFrameArb: fc.Arbitrary<Frame> = fc.oneof(
   {
@@ -378,9 +372,8 @@ class BinaryProbe {
         this.textFrames++;
         return;
       }
-      const m = ServerMessage.decode(d);
-      const [type, body] = Object.entries(m).find(([, v]) => v !== undefined) ?? ['<none>', {}];
-      this.inbox.push({ type, ...(body as Record<string, unknown>) });
+      const one = serverMessageBody(ServerMessage.decode(d));
+      this.inbox.push(one ? { type: one.type, ...one.body } : { type: '<not one message>' });
     });
     this.ws.on('close', (code: number) => (this.closed = { code }));
     this.ws.on('error', () => undefined);
@@ -393,8 +386,8 @@ class BinaryProbe {
     if (this.closed) throw new Error(`closed ${this.closed.code} waiting for ${what}`);
     return this.inbox.splice(0, this.inbox.findIndex(pred) + 1);
   }
-  send(m: ClientMessage): void {
-    this.ws.send(encodeClient(m), { binary: true });
+  send(op: Op): void {
+    this.ws.send(encodeClient(op), { binary: true });
   }
 }
 
@@ -403,7 +396,7 @@ test(`${N_BINARY} generated binary (tickmesh.v1.proto) messages: each answered o
   const p = new BinaryProbe(stack.wsUrl);
   await p.until((m) => m.type === 'welcome', 'welcome');
   const subscriptions = async (tag: string) => {
-    p.send({ id: tag, subscribe: { symbols: ['THYAO'] } });
+    p.send({ op: 'subscribe', id: tag, symbols: ['THYAO'] });
     const got = await p.until((m) => m.type === 'reply' && m.id === tag, `reply ${tag}`);
     return { before: got.slice(0, -1), now: got[got.length - 1]!.subscriptions as string[] };
   };
@@ -420,7 +413,7 @@ test(`${N_BINARY} generated binary (tickmesh.v1.proto) messages: each answered o
       else p.ws.send(f.binary, { binary: true });
     }
     const tag = `sync-${i}`;
-    p.send({ id: tag, ping: {} });
+    p.send({ op: 'ping', id: tag });
     const got = (await p.until((m) => m.type === 'pong' && m.id === tag, `pong ${tag}`)).slice(0, -1);
     const check = await subscriptions(`check-${i}`);
     for (const m of [...got, ...check.before].filter(isAnswer)) {

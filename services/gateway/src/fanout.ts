@@ -43,24 +43,35 @@ export class OutFrame {
   static text(text: string): OutFrame {
     return new OutFrame(Buffer.from(text));
   }
-  /** A `quotes` message from quotes serialized once in both encodings. */
-  static quotes(jsons: readonly string[], protos: Uint8Array[]): OutFrame {
-    const f = OutFrame.text(quotesMessage(jsons));
-    f.protoQuotes = { kind: 'quotes', quotes: protos, missing: [] };
+  /** A `quotes` message of quotes serialized once in both encodings. */
+  static quotes(quotes: readonly QuoteForms[]): OutFrame {
+    const f = OutFrame.text(quotesMessage(quotes.map((q) => q.json)));
+    f.protoQuotes = { kind: 'quotes', quotes, missing: [] };
     return f;
   }
-  /** A `snapshot` message from quotes serialized once in both encodings. */
-  static snapshot(jsons: readonly string[], protos: Uint8Array[], missing: readonly string[]): OutFrame {
-    const f = OutFrame.text(snapshotMessage(jsons, missing));
-    f.protoQuotes = { kind: 'snapshot', quotes: protos, missing };
+  /** A `snapshot` message of quotes serialized once in both encodings. */
+  static snapshot(quotes: readonly QuoteForms[], missing: readonly string[]): OutFrame {
+    const f = OutFrame.text(
+      snapshotMessage(
+        quotes.map((q) => q.json),
+        missing,
+      ),
+    );
+    f.protoQuotes = { kind: 'snapshot', quotes, missing };
     return f;
   }
 }
 
-/** The encoded quotes of a quotes/snapshot frame (binary clients get them without re-encoding). */
+/** A quote in both encodings, serialized once (mirror entries and updates are). */
+export interface QuoteForms {
+  readonly json: string;
+  readonly proto: Uint8Array;
+}
+
+/** The quotes of a quotes/snapshot frame, for binary clients (proto-codec.ts splices their bytes). */
 export interface ProtoQuotes {
   kind: 'quotes' | 'snapshot';
-  quotes: Uint8Array[];
+  quotes: readonly QuoteForms[];
   missing: readonly string[];
 }
 
@@ -233,29 +244,14 @@ export class Fanout {
     for (const s of symbols) c.symbols.add(s);
     if (all) c.all = true;
     this.regroup(c);
-    const quotes: string[] = [];
-    const protos: Uint8Array[] = [];
-    const missing: string[] = [];
+    const { entries, missing } = this.snapshotEntries(newAll, added);
     const fresh = c.fresh ?? new Map<string, number>();
-    const take = (e: MirrorEntry) => {
-      quotes.push(e.json);
-      protos.push(e.proto);
-      fresh.set(e.symbol, e.seq);
-    };
-    if (newAll) {
-      for (const e of this.source.values()) take(e);
-    } else {
-      for (const s of added) {
-        const e = this.source.get(s);
-        if (e) take(e);
-        else missing.push(s);
-      }
-    }
+    for (const e of entries) fresh.set(e.symbol, e.seq);
     if (fresh.size > 0) {
       c.fresh = fresh;
       this.freshClients.add(c);
     }
-    this.sendDirect(c, OutFrame.snapshot(quotes, protos, missing));
+    this.sendDirect(c, OutFrame.snapshot(entries, missing));
   }
 
   /** Removes symbols (and/or "*") from a client's subscription. */
@@ -391,13 +387,7 @@ export class Fanout {
     for (const g of touched) {
       const batch = g.batch;
       g.batch = [];
-      const jsons = new Array<string>(batch.length);
-      const protos = new Array<Uint8Array>(batch.length);
-      for (let i = 0; i < batch.length; i++) {
-        jsons[i] = batch[i]!.json;
-        protos[i] = batch[i]!.proto;
-      }
-      const frame = OutFrame.quotes(jsons, protos);
+      const frame = OutFrame.quotes(batch);
       for (const c of g.members) {
         const n = this.deliver(c, batch, frame, nowMs);
         if (n > 0) {
@@ -449,10 +439,7 @@ export class Fanout {
       this.defer(c, updates, nowMs);
       return 0;
     }
-    out ??= OutFrame.quotes(
-      updates.map((u) => u.json),
-      updates.map((u) => u.proto),
-    );
+    out ??= OutFrame.quotes(updates);
     t.send(out);
     c.lastSendMs = nowMs;
     return updates.length;
@@ -513,15 +500,15 @@ export class Fanout {
       return;
     }
     if (!backlog || backlog.size === 0) return;
-    const jsons: string[] = [];
-    const protos: Uint8Array[] = [];
-    for (const item of backlog.values()) {
-      const mark = item.replaced && !item.update.conflated;
-      jsons.push(mark ? conflatedJson(item.update.json) : item.update.json);
-      protos.push(mark ? conflatedProto(item.update.proto) : item.update.proto);
+    const quotes: QuoteForms[] = [];
+    for (const { update: u, replaced } of backlog.values()) {
+      // Marked conflated where this client skipped updates (unless already so).
+      quotes.push(
+        replaced && !u.conflated ? { json: conflatedJson(u.json), proto: conflatedProto(u.proto) } : u,
+      );
     }
-    this.sendDirect(c, OutFrame.quotes(jsons, protos));
-    this.opts.metrics?.sent(1, jsons.length);
+    this.sendDirect(c, OutFrame.quotes(quotes));
+    this.opts.metrics?.sent(1, quotes.length);
   }
 
   private closeSlow(c: FanoutClient, reason: 'timeout' | 'buffer'): void {
@@ -542,24 +529,25 @@ export class Fanout {
     this.laggardTimer = undefined;
   }
 
-  private snapshotOf(all: boolean, symbols: ReadonlySet<string>): OutFrame {
-    const quotes: string[] = [];
-    const protos: Uint8Array[] = [];
+  private snapshotOf(all: boolean, symbols: Iterable<string>): OutFrame {
+    const { entries, missing } = this.snapshotEntries(all, symbols);
+    return OutFrame.snapshot(entries, missing);
+  }
+
+  /** The mirror's entries for everything (all) or for these symbols, and the symbols it has none for. */
+  private snapshotEntries(
+    all: boolean,
+    symbols: Iterable<string>,
+  ): { entries: MirrorEntry[]; missing: string[] } {
+    if (all) return { entries: [...this.source.values()], missing: [] };
+    const entries: MirrorEntry[] = [];
     const missing: string[] = [];
-    const take = (e: MirrorEntry) => {
-      quotes.push(e.json);
-      protos.push(e.proto);
-    };
-    if (all) {
-      for (const e of this.source.values()) take(e);
-    } else {
-      for (const s of symbols) {
-        const e = this.source.get(s);
-        if (e) take(e);
-        else missing.push(s);
-      }
+    for (const s of symbols) {
+      const e = this.source.get(s);
+      if (e) entries.push(e);
+      else missing.push(s);
     }
-    return OutFrame.snapshot(quotes, protos, missing);
+    return { entries, missing };
   }
 
   private regroup(c: FanoutClient): void {

@@ -11,7 +11,7 @@ import { ClientMessage, ServerMessage } from '../../common/src/gen/tickmesh/gate
 import type { Quote } from '../../common/src/gen/tickmesh/market/v1/market.js';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import type { OutFrame, ProtoQuotes } from './fanout.js';
-import { ErrorCode, validateClientMessage, type ParseResult } from './protocol.js';
+import { ErrorCode, parseMessageId, validateClientMessage, type ParseResult } from './protocol.js';
 
 type Json = Record<string, unknown>;
 
@@ -131,7 +131,7 @@ export function protoPayload(frame: OutFrame): Buffer | undefined {
 function splicedQuotes(p: ProtoQuotes): Uint8Array {
   const w = new BinaryWriter();
   w.uint32(p.kind === 'quotes' ? (9 << 3) | 2 : (8 << 3) | 2).fork();
-  for (const q of p.quotes) w.uint32((1 << 3) | 2).bytes(q);
+  for (const q of p.quotes) w.uint32((1 << 3) | 2).bytes(q.proto);
   for (const s of p.missing) w.uint32((2 << 3) | 2).string(s);
   w.join();
   return w.finish();
@@ -161,6 +161,43 @@ export function parseBinaryClientMessage(data: Buffer): ParseResult {
 
 /** A refusal of a message without exactly one op; it carries the id when that id is valid. */
 function refused(code: ErrorCode, message: string, id: string | undefined): ParseResult {
-  const idOk = id !== undefined && validateClientMessage({ id, op: 'ping' }).ok;
-  return { ok: false, error: idOk ? { code, message, id } : { code, message } };
+  const parsed = parseMessageId(id);
+  return {
+    ok: false,
+    error: parsed.ok && parsed.id !== undefined ? { code, message, id: parsed.id } : { code, message },
+  };
+}
+
+/**
+ * For clients (the watcher, tests, the load generator): an op in its JSON
+ * shape as a binary ClientMessage, the inverse of parseBinaryClientMessage.
+ * `symbols: "*"` becomes ["*"]; an op this protocol does not know sets none.
+ */
+export function clientMessageOf(op: {
+  op: string;
+  id?: string | number;
+  symbols?: readonly string[] | '*';
+  token?: string;
+}): Uint8Array {
+  const m: ClientMessage = { id: op.id === undefined ? '' : String(op.id) };
+  const symbols = op.symbols === '*' ? ['*'] : [...(op.symbols ?? [])];
+  if (op.op === 'auth') m.auth = { token: op.token ?? '' };
+  else if (op.op === 'subscribe') m.subscribe = { symbols };
+  else if (op.op === 'unsubscribe') m.unsubscribe = { symbols };
+  else if (op.op === 'ping') m.ping = {};
+  return ClientMessage.encode(m).finish();
+}
+
+/**
+ * For clients: the one message a ServerMessage carries, as its JSON `type`
+ * (the oneof field names are the JSON types) and its fields; undefined when
+ * it carries none or several.
+ */
+export function serverMessageBody(
+  m: ServerMessage,
+): { type: string; body: Record<string, unknown> } | undefined {
+  const set = Object.entries(m).filter(([, v]) => v !== undefined);
+  if (set.length !== 1) return undefined;
+  const [type, body] = set[0]!;
+  return { type, body: body as Record<string, unknown> };
 }

@@ -97,18 +97,30 @@ export function parseClientMessage(text: string): ParseResult {
   return validateClientMessage(json as Record<string, unknown>);
 }
 
+/** A message's `id`: absent, an integer or a short string; anything else is refused. */
+export function parseMessageId(
+  value: unknown,
+): { ok: true; id: MessageId | undefined } | { ok: false; error: ProtocolError } {
+  if (value === undefined || value === null) return { ok: true, id: undefined };
+  if (
+    (typeof value === 'number' && Number.isSafeInteger(value)) ||
+    (typeof value === 'string' && value.length <= MAX_ID_CHARS)
+  )
+    return { ok: true, id: value };
+  return {
+    ok: false,
+    error: {
+      code: ErrorCode.badRequest,
+      message: `id: must be an integer or a string of at most ${MAX_ID_CHARS} characters`,
+    },
+  };
+}
+
 /** Validates a decoded client message (from JSON, or from the binary encoding: proto-codec.ts). */
 export function validateClientMessage(msg: Record<string, unknown>): ParseResult {
-  let id: MessageId | undefined;
-  if (msg.id !== undefined && msg.id !== null) {
-    if (typeof msg.id === 'number' && Number.isSafeInteger(msg.id)) id = msg.id;
-    else if (typeof msg.id === 'string' && msg.id.length <= MAX_ID_CHARS) id = msg.id;
-    else
-      return fail(
-        ErrorCode.badRequest,
-        `id: must be an integer or a string of at most ${MAX_ID_CHARS} characters`,
-      );
-  }
+  const parsedId = parseMessageId(msg.id);
+  if (!parsedId.ok) return parsedId;
+  const id = parsedId.id;
   const withId = <T extends object>(value: T): T & { id?: MessageId } =>
     id === undefined ? value : { ...value, id };
   if (typeof msg.op !== 'string') return fail(ErrorCode.badRequest, 'op: required, a string', id);

@@ -135,8 +135,9 @@ export class Session {
       });
       return;
     }
-    const bytes = typeof data === 'string' ? Buffer.from(data) : data;
-    const parsed = binary ? parseBinaryClientMessage(bytes) : parseClientMessage(bytes.toString('utf8'));
+    const parsed = binary
+      ? parseBinaryClientMessage(typeof data === 'string' ? Buffer.from(data) : data)
+      : parseClientMessage(typeof data === 'string' ? data : data.toString('utf8'));
     if (!parsed.ok) {
       this.sendError(parsed.error);
       return;

@@ -61,12 +61,6 @@ export function wireBytes(frame: OutFrame): Buffer | undefined {
   return (frame.wire ??= frameOf(frame.payload, 1));
 }
 
-/** The complete binary frame of `frame` as a protobuf ServerMessage, built once (protoPayload must have succeeded). */
-export function protoWireBytes(frame: OutFrame): Buffer | undefined {
-  if (!frameFn) return undefined;
-  return (frame.protoWire ??= frameOf(protoPayload(frame)!, 2));
-}
-
 /** A server-to-client ping frame (unmasked) whose 4-byte payload is the probe id. */
 export function probeFrame(id: number): Buffer {
   const b = Buffer.allocUnsafe(6);
@@ -136,7 +130,8 @@ export class WsTransport implements ClientTransport {
 
   send(frame: OutFrame): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
-    if (this.binary && !protoPayload(frame)) {
+    const payload = this.binary ? protoPayload(frame) : frame.payload;
+    if (!payload) {
       // A message without a binary form (a bug the tests are there to catch).
       // Skipping it would leave a silent gap; closing with 1011 makes the
       // client reconnect and re-snapshot. Never thrown into the fan-out.
@@ -149,7 +144,8 @@ export class WsTransport implements ClientTransport {
       const sender = this.internals._sender!;
       const socket = this.internals._socket;
       if (sender._state === 0 && sender._queue.length === 0 && socket?.writable) {
-        const wire = this.binary ? protoWireBytes(frame)! : wireBytes(frame)!;
+        // Framed once per frame and encoding, then the same bytes to every socket.
+        const wire = this.binary ? (frame.protoWire ??= frameOf(payload, 2)) : wireBytes(frame)!;
         if (probeAt === undefined) {
           socket.write(wire);
           return;
@@ -162,7 +158,6 @@ export class WsTransport implements ClientTransport {
         return;
       }
     }
-    const payload = this.binary ? frame.protoPayload! : frame.payload;
     this.ws.send(payload, { binary: this.binary, compress: false, fin: true });
     if (probeAt !== undefined) this.ping(probeAt);
   }

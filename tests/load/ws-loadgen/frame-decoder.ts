@@ -8,6 +8,7 @@
 // quote of every frame it received (client-state.ts). Frames of the binary
 // encoding (tickmesh.v1.proto) decode into the same shape.
 import { ServerMessage } from '../../../services/common/src/gen/tickmesh/gateway/v1/websocket.js';
+import { serverMessageBody } from '../../../services/gateway/src/proto-codec.js';
 import type { Quote } from '../../../services/common/src/gen/tickmesh/market/v1/market.js';
 
 /** One quote as a load client needs it, checked once. */
@@ -54,13 +55,17 @@ interface WireQuote {
 }
 
 const NO_QUOTES: readonly DecodedQuote[] = Object.freeze([]);
-const notAMessage = (): DecodedFrame => ({
-  type: undefined,
+/** A frame without quotes yet (the decoders add them). */
+const frameOf = (type: string | undefined, id?: unknown, code?: string): DecodedFrame => ({
+  type,
+  id,
+  code,
   quotes: NO_QUOTES,
   badQuotes: 0,
   eventTimes: [],
   conflatedCount: 0,
 });
+const notAMessage = (): DecodedFrame => frameOf(undefined);
 
 /** Parses one frame (no caching). */
 export function decodeFrame(text: string): DecodedFrame {
@@ -71,15 +76,11 @@ export function decodeFrame(text: string): DecodedFrame {
     return notAMessage();
   }
   if (typeof msg !== 'object' || msg === null) return notAMessage();
-  const out: DecodedFrame = {
-    type: typeof msg.type === 'string' ? msg.type : undefined,
-    id: msg.id,
-    code: typeof msg.code === 'string' ? msg.code : undefined,
-    quotes: NO_QUOTES,
-    badQuotes: 0,
-    eventTimes: [],
-    conflatedCount: 0,
-  };
+  const out = frameOf(
+    typeof msg.type === 'string' ? msg.type : undefined,
+    msg.id,
+    typeof msg.code === 'string' ? msg.code : undefined,
+  );
   if ((out.type === 'quotes' || out.type === 'snapshot') && Array.isArray(msg.quotes)) {
     const quotes: DecodedQuote[] = [];
     for (const q of msg.quotes as WireQuote[]) {
@@ -129,19 +130,10 @@ export function decodeProtoFrame(data: Uint8Array): DecodedFrame {
   } catch {
     return notAMessage();
   }
-  const set = (Object.keys(m) as (keyof ServerMessage)[]).filter((k) => m[k] !== undefined);
-  if (set.length !== 1) return notAMessage();
-  const type = set[0]!;
-  const body = m[type] as { id?: string; code?: string; quotes?: Quote[] };
-  const out: DecodedFrame = {
-    type,
-    id: body.id,
-    code: body.code,
-    quotes: NO_QUOTES,
-    badQuotes: 0,
-    eventTimes: [],
-    conflatedCount: 0,
-  };
+  const one = serverMessageBody(m);
+  if (!one) return notAMessage();
+  const body = one.body as { id?: string; code?: string; quotes?: Quote[] };
+  const out = frameOf(one.type, body.id, body.code);
   if (body.quotes) {
     out.quotes = body.quotes.map((q) => ({
       symbol: q.symbol,

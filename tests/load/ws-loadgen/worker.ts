@@ -12,7 +12,7 @@ import { encodeHistogram, newLatencyHistogram } from '../lib/histogram.js';
 import { sourceAddress } from './addresses.js';
 import { ClientState, WorkerStats } from './client-state.js';
 import { FrameDecoder } from './frame-decoder.js';
-import { ClientMessage } from '../../../services/common/src/gen/tickmesh/gateway/v1/websocket.js';
+import { clientMessageOf } from '../../../services/gateway/src/proto-codec.js';
 import type { FromWorker, ToWorker, WorkerConfig, WorkerMark, WorkerProgress } from './messages.js';
 
 interface Client {
@@ -36,12 +36,8 @@ const PROTO_SUBPROTOCOL = 'tickmesh.v1.proto';
 function encodeOp(
   binary: boolean,
   op: { op: 'auth' | 'subscribe'; id: string; token?: string; symbols?: string[] },
-) {
-  if (!binary) return JSON.stringify(op);
-  const m: ClientMessage = { id: op.id };
-  if (op.op === 'auth') m.auth = { token: op.token ?? '' };
-  else m.subscribe = { symbols: op.symbols ?? [] };
-  return Buffer.from(ClientMessage.encode(m).finish());
+): string | Uint8Array {
+  return binary ? clientMessageOf(op) : JSON.stringify(op);
 }
 
 const stats = new WorkerStats();

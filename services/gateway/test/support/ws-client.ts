@@ -1,7 +1,8 @@
 // A WebSocket test client: records every message, waits for one matching a
 // predicate (bounded), and reports how the connection closed.
 import { WebSocket, type ClientOptions } from 'ws';
-import { ClientMessage, ServerMessage } from '../../../common/src/gen/tickmesh/gateway/v1/websocket.js';
+import { ServerMessage } from '../../../common/src/gen/tickmesh/gateway/v1/websocket.js';
+import { clientMessageOf, serverMessageBody } from '../../src/proto-codec.js';
 
 export type Msg = Record<string, unknown> & { type: string };
 
@@ -9,21 +10,8 @@ export const PROTO = 'tickmesh.v1.proto';
 
 /** A binary ServerMessage as { type: <the oneof field set>, ...its fields } (quotes as market.v1 Quote). */
 export function fromServerMessage(m: ServerMessage): Msg {
-  const set = Object.entries(m).filter(([, v]) => v !== undefined);
-  if (set.length !== 1) return { type: '<not one message>', set: set.map(([k]) => k) };
-  const [type, body] = set[0]!;
-  return { type, ...(body as Record<string, unknown>) };
-}
-
-/** A JSON-style op ({op, id, symbols|token}) as a binary ClientMessage. */
-export function toClientMessage(op: Record<string, unknown>): Buffer {
-  const symbols = op.symbols === '*' ? ['*'] : ((op.symbols as string[] | undefined) ?? []);
-  const m: ClientMessage = { id: String(op.id ?? '') };
-  if (op.op === 'auth') m.auth = { token: String(op.token) };
-  else if (op.op === 'subscribe') m.subscribe = { symbols };
-  else if (op.op === 'unsubscribe') m.unsubscribe = { symbols };
-  else if (op.op === 'ping') m.ping = {};
-  return Buffer.from(ClientMessage.encode(m).finish());
+  const one = serverMessageBody(m);
+  return one ? { type: one.type, ...one.body } : { type: '<not one message>' };
 }
 
 export class TestClient {
@@ -89,7 +77,15 @@ export class TestClient {
     if (this.ws.protocol === PROTO) {
       // Binary ids are strings.
       const id = String((op.id as number | string | undefined) ?? this.nextId++);
-      this.ws.send(toClientMessage({ ...op, id }), { binary: true });
+      this.ws.send(
+        clientMessageOf({
+          op: String(op.op),
+          id,
+          symbols: op.symbols as string[] | '*' | undefined,
+          token: op.token as string | undefined,
+        }),
+        { binary: true },
+      );
       return id;
     }
     const id = (op.id as number | string | undefined) ?? this.nextId++;
