@@ -31,6 +31,7 @@ const { values } = parseArgs({
     'from-source': { type: 'boolean', default: false },
     'seed-clients': { type: 'string', default: '' },
     'seed-encoding': { type: 'string', default: 'json' },
+    'fanout-batch': { type: 'string' },
     out: { type: 'string', default: join(ROOT, 'tests', 'load', 'results') },
     help: { type: 'boolean', default: false },
   },
@@ -47,6 +48,7 @@ if (values.help) {
       '  --from-source           run the services of a private stack from source (tsx) instead of dist/',
       '  --seed-clients 1000,5000     client counts of the seed scenario',
       "  --seed-encoding json|proto   the seed clients' encoding: JSON text or the binary tickmesh.v1.proto",
+      '  --fanout-batch N        ticks per PublishTicks request of the fan-out feed (default 1: one tick at a time)',
       '  --out DIR               where the report goes (default tests/load/results)',
       '',
     ].join('\n'),
@@ -77,6 +79,12 @@ async function main(): Promise<number> {
   if (!['json', 'proto'].includes(values['seed-encoding']))
     throw new Error('--seed-encoding must be json or proto');
   settings.seedSubprotocol = `tickmesh.v1.${values['seed-encoding']}`;
+  if (values['fanout-batch'] !== undefined) {
+    const batch = Number(values['fanout-batch']);
+    if (!Number.isInteger(batch) || batch < 1 || batch > 1000)
+      throw new Error('--fanout-batch must be an integer in 1..1000');
+    settings.fanoutBatch = batch;
+  }
   if (!['auto', 'reuse', 'private'].includes(values.stack))
     throw new Error('--stack must be auto, reuse or private');
   const ghzPath = join(ROOT, '.tools', 'bin', 'ghz');

@@ -29,6 +29,8 @@ export interface BenchSettings {
   seedWindowMs: number;
   fanoutClients: number;
   fanoutTickRate: number;
+  /** Ticks per PublishTicks request of the fan-out feed. */
+  fanoutBatch: number;
   fanoutWarmupMs: number;
   fanoutWindowMs: number;
   ingestDurationMs: number;
@@ -54,6 +56,7 @@ export const FULL: BenchSettings = {
   seedWindowMs: 30_000,
   fanoutClients: 1000,
   fanoutTickRate: 300,
+  fanoutBatch: 1,
   fanoutWarmupMs: 3000,
   fanoutWindowMs: 20_000,
   ingestDurationMs: 30_000,

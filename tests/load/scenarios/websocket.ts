@@ -164,8 +164,11 @@ export function runFanout(ctx: BenchContext): Promise<ScenarioResult> {
     async (m) => {
       const clients = s.fanoutClients;
       const symbols = benchSymbols('F', 30);
-      // The feed runs through connect, warm-up and window of the gateway run.
-      const feedMs = (clients / s.connectRate) * 1000 + 15_000 + s.fanoutWarmupMs + s.fanoutWindowMs + 5000;
+      // The feed runs through both phases, so the bare server shares the
+      // machine with the same ticker, NATS and price-cache load as the gateway
+      // did (only the server under test differs). Each phase: connect,
+      // warm-up and window, plus slack; stopped once the bare phase is done.
+      const phaseMs = (clients / s.connectRate) * 1000 + 15_000 + s.fanoutWarmupMs + s.fanoutWindowMs + 5000;
       const producer = spawnTool(
         ctx,
         m,
@@ -176,11 +179,12 @@ export function runFanout(ctx: BenchContext): Promise<ScenarioResult> {
           producerId: `bench-f-${ctx.runId}`,
           symbols,
           rate: s.fanoutTickRate,
-          durationMs: feedMs,
-          batch: 20,
+          durationMs: 2 * phaseMs + 30_000,
+          batch: s.fanoutBatch,
         }),
       );
       let real: WsLoadResult;
+      let bare: WsLoadResult;
       try {
         await sleep(1000);
         real = await runWsLoad({
@@ -188,49 +192,19 @@ export function runFanout(ctx: BenchContext): Promise<ScenarioResult> {
           warmupMs: s.fanoutWarmupMs,
           window: () => m.phase('tickmesh', () => sleep(s.fanoutWindowMs)),
         });
+        m.log(
+          `gateway: ${real.framesPerSecond} frames/s (${real.meanFrameBytes} B, ${real.quotesPerFrame} quotes each), ${real.quotesPerSecond} quotes/s, p99 ${real.delay.p99Ms} ms`,
+        );
+        if (real.framesPerSecond === 0) throw new Error('the gateway sent no frames');
+        bare = await runBareWs(ctx, m, real, clients);
       } finally {
         await producer.stop(5000);
-      }
-      m.log(
-        `gateway: ${real.framesPerSecond} frames/s (${real.meanFrameBytes} B, ${real.quotesPerFrame} quotes each), ${real.quotesPerSecond} quotes/s, p99 ${real.delay.p99Ms} ms`,
-      );
-      if (real.framesPerSecond === 0) throw new Error('the gateway sent no frames');
-
-      const cmd = tsxCommand(join(ctx.root, 'tests', 'load', 'baselines', 'bare-ws-server.ts'), [
-        '--frame-bytes',
-        String(real.meanFrameBytes),
-        '--quotes-per-frame',
-        String(Math.max(1, Math.round(real.quotesPerFrame))),
-        '--rate',
-        '0',
-        '--expect-clients',
-        String(clients),
-      ]);
-      const bareServer = startProcess({
-        name: 'bare-ws',
-        command: cmd.command,
-        args: cmd.args,
-        cwd: ctx.root,
-        logFile: join(ctx.stack.logDir, 'bare-ws.log'),
-      });
-      m.watch('bare-ws', bareServer.pid);
-      let bare: WsLoadResult;
-      try {
-        const ready = await bareServer.waitForLine(/^READY (.*)$/, 30_000);
-        const port = (JSON.parse(ready[1]!) as { port: number }).port;
-        bare = await runWsLoad({
-          ...loadOptions(ctx, m, `ws://127.0.0.1:${port}/ws`, clients),
-          warmupMs: s.fanoutWarmupMs,
-          window: () => m.phase('bare', () => sleep(s.fanoutWindowMs)),
-        });
-      } finally {
-        await bareServer.stop();
       }
       m.log(
         `bare ws: ${bare.framesPerSecond} frames/s (${bare.meanFrameBytes} B), p99 ${bare.delay.p99Ms} ms`,
       );
       m.notes.push(
-        `Feed: ${s.fanoutTickRate} ticks/s over ${symbols.length} BENCH-F symbols plus the simulator; clients subscribe to "*".`,
+        `Feed: ${s.fanoutTickRate} ticks/s in requests of ${s.fanoutBatch} over ${symbols.length} BENCH-F symbols plus the simulator, through both phases (the bare server shares the machine with the same pipeline load); clients subscribe to "*".`,
         'The gateway batches quotes per frame on an adaptive window, so it trades frames for larger frames under load; quotes/s are shown beside frames/s.',
         "The bare server sends one pre-serialized frame of the gateway's mean frame size per round to every client, as fast as its event loop allows, skipping a client whose backlog passes 256 KiB.",
       );
@@ -272,4 +246,43 @@ export function runFanout(ctx: BenchContext): Promise<ScenarioResult> {
       };
     },
   );
+}
+
+/** The bare `ws` server sending frames of the gateway's mean size and quote count, flat out, to `clients` clients. */
+async function runBareWs(
+  ctx: BenchContext,
+  m: Measurement,
+  real: WsLoadResult,
+  clients: number,
+): Promise<WsLoadResult> {
+  const s = ctx.settings;
+  const cmd = tsxCommand(join(ctx.root, 'tests', 'load', 'baselines', 'bare-ws-server.ts'), [
+    '--frame-bytes',
+    String(real.meanFrameBytes),
+    '--quotes-per-frame',
+    String(Math.max(1, Math.round(real.quotesPerFrame))),
+    '--rate',
+    '0',
+    '--expect-clients',
+    String(clients),
+  ]);
+  const bareServer = startProcess({
+    name: 'bare-ws',
+    command: cmd.command,
+    args: cmd.args,
+    cwd: ctx.root,
+    logFile: join(ctx.stack.logDir, 'bare-ws.log'),
+  });
+  m.watch('bare-ws', bareServer.pid);
+  try {
+    const ready = await bareServer.waitForLine(/^READY (.*)$/, 30_000);
+    const port = (JSON.parse(ready[1]!) as { port: number }).port;
+    return await runWsLoad({
+      ...loadOptions(ctx, m, `ws://127.0.0.1:${port}/ws`, clients),
+      warmupMs: s.fanoutWarmupMs,
+      window: () => m.phase('bare', () => sleep(s.fanoutWindowMs)),
+    });
+  } finally {
+    await bareServer.stop();
+  }
 }
