@@ -184,6 +184,7 @@ export class Fanout {
   private readonly freshClients = new Set<FanoutClient>();
   private readonly now: () => number;
   private readonly cpuClock: () => number;
+  private readonly measureCpu: boolean;
   private readonly flushBound = () => this.flush();
 
   constructor(
@@ -193,6 +194,8 @@ export class Fanout {
     this.pacer = new FlushPacer({ factor: opts.windowFactor, maxWindowMs: opts.maxWindowMs });
     this.now = opts.now ?? Date.now;
     this.cpuClock = opts.cpuClock ?? processCpuMs;
+    // With factor 0 the window is 0 whatever a flush costs: no clock reads.
+    this.measureCpu = opts.windowFactor > 0;
   }
 
   get clientCount(): number {
@@ -364,7 +367,7 @@ export class Fanout {
     if (updates.length === 0) return;
     this.pending = [];
     const started = performance.now();
-    const cpuStarted = this.cpuClock();
+    const cpuStarted = this.measureCpu ? this.cpuClock() : 0;
     const nowMs = this.now();
 
     // Distribute the updates to the groups that want them, in order.
@@ -400,7 +403,7 @@ export class Fanout {
     this.freshClients.clear();
 
     const ended = performance.now();
-    this.pacer.record(started, ended, this.cpuClock() - cpuStarted);
+    this.pacer.record(started, ended, this.measureCpu ? this.cpuClock() - cpuStarted : undefined);
     const m = this.opts.metrics;
     if (m) {
       m.sent(frames, quotes);

@@ -397,3 +397,25 @@ void test('the batching window follows the CPU time of a flush, not its wall tim
   assert.ok(fanout.windowMs >= 0.99 && fanout.windowMs <= 1.01, `window ${fanout.windowMs} ms, want ~1`);
   fanout.stop();
 });
+
+void test('with factor 0 the next flush is not delayed and the CPU clock is never read', () => {
+  let reads = 0;
+  const { fanout, tick } = setup({
+    windowFactor: 0,
+    cpuClock: () => {
+      reads++;
+      return 0;
+    },
+  });
+  const t = new FakeTransport();
+  fanout.subscribe(fanout.addClient(t), ['A'], false);
+  t.take();
+  fanout.publish([tick('A')]);
+  fanout.flushNow();
+  fanout.publish([tick('A')]);
+  fanout.flushNow();
+  assert.equal(t.frames.length, 2);
+  assert.equal(fanout.windowMs, 0);
+  assert.equal(reads, 0);
+  fanout.stop();
+});
