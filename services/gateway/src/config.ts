@@ -182,7 +182,7 @@ export const gatewayConfigSpec = {
   },
   FANOUT_WINDOW_FACTOR: {
     schema: int(0, 100),
-    default: '0',
+    default: '1',
     doc: 'Extra wait between flushes = this x the recent fan-out CPU time (fan-out then takes at most ~1/(1+factor) of a core); 0: the next flush starts as soon as the previous one ended (natural batching)',
   },
   FANOUT_MAX_PENDING: {
