@@ -73,11 +73,11 @@ test-faults: deps tools ## Fault injection (kill -9, restarts, partitions) and h
 # Load tests open thousands of sockets; the hard limit may be below 65536.
 RAISE_FD_LIMIT = ulimit -n 65536 2>/dev/null || ulimit -n $$(ulimit -Hn)
 
-bench: deps tools build ## Every benchmark against bare baselines (~10 min) -> tests/load/results/
-	$(RAISE_FD_LIMIT); node --import tsx tests/load/run.ts
+bench: deps tools build ## Every benchmark against bare baselines (~10 min) -> tests/load/results/ (options: BENCH_ARGS="--stack private ...")
+	$(RAISE_FD_LIMIT); node --import tsx tests/load/run.ts $(BENCH_ARGS)
 
 bench-quick: deps tools build ## A short smoke run of every benchmark scenario (~2 min)
-	$(RAISE_FD_LIMIT); node --import tsx tests/load/run.ts --quick
+	$(RAISE_FD_LIMIT); node --import tsx tests/load/run.ts --quick $(BENCH_ARGS)
 
 soak: deps ## 10 minutes of moderate load; fails on RSS, event-loop or latency growth (SOAK_DURATION=90s for a short run)
 	$(RAISE_FD_LIMIT); node --import tsx tests/soak/soak.ts
