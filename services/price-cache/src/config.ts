@@ -76,8 +76,8 @@ export const priceCacheConfigSpec = {
   },
   CHECKPOINT_INTERVAL_MS: {
     schema: int(100, 600_000),
-    default: '2000',
-    doc: 'How often changed symbols are checkpointed from Redis into the KV bucket',
+    default: '10000',
+    doc: 'How often changed symbols are checkpointed from Redis into the KV bucket (a round copies each changed symbol whole, retained bars included; a rebuild replays at most about this much of the stream tail beyond them)',
   },
   BARS_1S_RETENTION: {
     schema: int(10, 86_400),
