@@ -5,10 +5,11 @@
 // its binary members. Quotes and snapshots are spliced from quotes encoded
 // once when they arrived (quote-mirror.ts), so even per-client frames
 // (catch-ups, snapshots) encode nothing again; the other messages, rare and
-// small, are converted from their JSON form. Client messages are decoded here
+// small, are converted from their JSON form. Every quotes/snapshot frame is
+// built with its quotes (OutFrame.quotes/snapshot), so no quote is ever
+// converted from JSON. Client messages are decoded here
 // and then validated by the same rules as JSON ones.
 import { ClientMessage, ServerMessage } from '../../common/src/gen/tickmesh/gateway/v1/websocket.js';
-import type { Quote } from '../../common/src/gen/tickmesh/market/v1/market.js';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import type { OutFrame, ProtoQuotes } from './fanout.js';
 import { ErrorCode, parseMessageId, validateClientMessage, type ParseResult } from './protocol.js';
@@ -23,39 +24,13 @@ const int = (v: unknown): number => Math.trunc(num(v));
 const uint = (v: unknown): number => Math.max(0, int(v));
 const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((s) => typeof s === 'string') : []);
 
-/** A quote of the JSON protocol (quote-json.ts) as the market.v1 Quote it came from. */
-function quoteOf(q: Json): Partial<Quote> {
-  return {
-    symbol: str(q.symbol),
-    seq: uint(q.seq),
-    epoch: uint(q.epoch),
-    last: num(q.last),
-    bid: num(q.bid),
-    ask: num(q.ask),
-    open: num(q.open),
-    high: num(q.high),
-    low: num(q.low),
-    prevClose: num(q.prevClose),
-    volume: int(q.volume),
-    change: num(q.change),
-    changePct: num(q.changePct),
-    lastSize: int(q.lastSize),
-    eventTimeMs: int(q.ts),
-    conflated: q.conflated === true,
-  };
-}
-
-const quotesOf = (v: unknown): Partial<Quote>[] => (Array.isArray(v) ? (v as Json[]).map(quoteOf) : []);
-
-/** The ServerMessage of one JSON server message (protocol.ts), same content. Throws on an unknown type. */
+/**
+ * The ServerMessage of one JSON server message (protocol.ts), same content.
+ * Throws on a type without a binary form here: quotes and snapshots are never
+ * converted, they are spliced from their quotes (OutFrame.quotes/snapshot).
+ */
 export function serverMessageOf(m: Json): ServerMessage {
   switch (m.type) {
-    case 'quotes':
-      return ServerMessage.fromPartial({ quotes: { quotes: quotesOf(m.quotes) } });
-    case 'snapshot':
-      return ServerMessage.fromPartial({
-        snapshot: { quotes: quotesOf(m.quotes), missing: strings(m.missing) },
-      });
     case 'heartbeat':
       return ServerMessage.fromPartial({ heartbeat: { tsMs: int(m.ts) } });
     case 'pong':

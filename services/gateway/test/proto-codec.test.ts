@@ -13,11 +13,10 @@ import {
   quotesMessage,
   replyMessage,
   resnapshotMessage,
-  snapshotMessage,
   upstreamDownMessage,
   welcomeMessage,
 } from '../src/protocol.js';
-import { conflatedJson, quoteJson } from '../src/quote-json.js';
+import { quoteJson } from '../src/quote-json.js';
 import { quote } from './support/quotes.js';
 import { QuoteMirror, type QuoteUpdate } from '../src/quote-mirror.js';
 
@@ -40,16 +39,34 @@ void test('quotes and snapshots carry every field of the JSON quote', () => {
     eventTimeMs: 1_764_000_000_123,
     epoch: 7,
   });
-  const m = decode(quotesMessage([quoteJson(q), conflatedJson(quoteJson(quote('GARAN', 9)))]));
+  // As in the gateway: quotes encoded once by the mirror, frames built from them.
+  const mirror = new QuoteMirror(100);
+  mirror.apply(quote('GARAN', 7, { epoch: 7 }));
+  const updates = [mirror.apply(q), mirror.apply(quote('GARAN', 9, { epoch: 7 }))].map(
+    (r) => (r as { update: QuoteUpdate }).update,
+  );
+  const frame = OutFrame.quotes(updates);
+  const m = ServerMessage.decode(protoPayload(frame)!);
   const [a, b] = m.quotes!.quotes;
   assert.deepEqual(
     { ...a!, sessionDate: q.sessionDate, appliedTimeMs: q.appliedTimeMs, trades: q.trades },
     q,
     'all but the fields the JSON form leaves out',
   );
+  // Field by field against the JSON twin of the same frame.
+  const [ja, jb] = (JSON.parse(frame.payload.toString('utf8')) as { quotes: Record<string, unknown>[] })
+    .quotes;
+  for (const [field, value] of Object.entries(ja!)) {
+    assert.equal(
+      (a as unknown as Record<string, unknown>)[field === 'ts' ? 'eventTimeMs' : field],
+      value,
+      field,
+    );
+  }
   assert.equal(b!.symbol, 'GARAN');
   assert.equal(b!.conflated, true);
-  const s = decode(snapshotMessage([quoteJson(q)], ['ASELS']));
+  assert.equal(jb!.conflated, true);
+  const s = ServerMessage.decode(protoPayload(OutFrame.snapshot([mirror.get('THYAO')!], ['ASELS']))!);
   assert.equal(s.snapshot!.quotes[0]!.seq, 42);
   assert.deepEqual(s.snapshot!.missing, ['ASELS']);
 });
@@ -99,13 +116,15 @@ void test('every other server message has its binary form', () => {
 });
 
 void test('a frame is converted once, however many binary clients it goes to', () => {
-  const frame = OutFrame.text(quotesMessage([quoteJson(quote('THYAO', 1))]));
+  const frame = OutFrame.text(heartbeatMessage(1));
   const first = protoPayload(frame);
   assert.ok(first);
   assert.equal(protoPayload(frame), first);
   const mystery = OutFrame.text('{"type":"mystery"}');
   assert.equal(protoPayload(mystery), undefined, 'no binary form');
   assert.equal(mystery.protoFailed, true, 'remembered: not retried for each recipient');
+  // Quotes are spliced, never converted from JSON: a text-built one has no binary form.
+  assert.equal(protoPayload(OutFrame.text(quotesMessage([quoteJson(quote('THYAO', 1))]))), undefined);
 });
 
 void test('binary client messages: same ops, same validation, same codes', () => {

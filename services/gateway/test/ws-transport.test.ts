@@ -9,8 +9,8 @@ import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { OutFrame } from '../src/fanout.js';
 import { preframingAvailable, wireBytes, WsTransport } from '../src/ws-transport.js';
-import { heartbeatMessage, quotesMessage } from '../src/protocol.js';
-import { quoteJson } from '../src/quote-json.js';
+import { heartbeatMessage } from '../src/protocol.js';
+import { QuoteMirror, type QuoteUpdate } from '../src/quote-mirror.js';
 import { ServerMessage } from '../../common/src/gen/tickmesh/gateway/v1/websocket.js';
 import { quote } from './support/quotes.js';
 
@@ -220,8 +220,12 @@ for (const preframe of [true, false]) {
           if (all.length === 2) resolve(all);
         });
       });
-      const frame = OutFrame.text(
-        quotesMessage([quoteJson(quote('THYAO', 5)), quoteJson(quote('GARAN', 6))]),
+      // Built as the fan-out builds it: from quotes the mirror encoded once.
+      const mirror = new QuoteMirror(10);
+      const frame = OutFrame.quotes(
+        [mirror.apply(quote('THYAO', 5)), mirror.apply(quote('GARAN', 6))].map(
+          (r) => (r as { update: QuoteUpdate }).update,
+        ),
       );
       t.send(frame);
       t.send(OutFrame.text(heartbeatMessage(77)));
