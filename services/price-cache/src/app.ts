@@ -17,7 +17,8 @@ import type { Logger } from '../../common/src/logger.js';
 import { defaultInstrument, type Instrument, type Universe } from '../../common/src/market/universe.js';
 import { quoteSubject } from '../../common/src/ticks/contract.js';
 import { Applier } from './applier.js';
-import { CheckpointStore, CheckpointWriter } from './checkpoint.js';
+import { CheckpointStore } from './checkpoint.js';
+import { CheckpointWriter } from './checkpoint-writer.js';
 import type { PriceCacheConfig } from './config.js';
 import { EpochTracker } from './epoch.js';
 import { QuoteHub, RESET_SUBJECT } from './fanout.js';
@@ -265,6 +266,8 @@ export function createPriceCache(deps: PriceCacheDeps): PriceCache {
       checkpoints: checkpoints!,
       partitions: config.TICK_PARTITIONS,
       intervalMs: config.CHECKPOINT_INTERVAL_MS,
+      segmentBars: config.CHECKPOINT_SEGMENT_BARS,
+      lateTickBoundMs: config.LATE_TICK_BOUND_MS,
       token: id,
       logger,
       metrics,

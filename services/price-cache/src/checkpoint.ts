@@ -1,29 +1,50 @@
-// Checkpoints: Redis is a cache, JetStream the truth. Every symbol's full
-// state (quote hash, watermarks, retained bars, with the ss it covers) is
-// copied into a JetStream KV bucket (`q.<SYM>`), and per partition the stream
-// seq all those checkpoints cover (`p.<n>`), so a rebuild restores them and
-// replays only the stream's tail. Writes are compare-and-set on the KV
-// revision and only ever move a key forward (a higher ss), so replicas never
-// regress a checkpoint (docs/price-cache.md "Checkpoints").
-import type { JetStreamClient } from '@nats-io/jetstream';
+// Checkpoints: Redis is a cache, JetStream the truth. Every symbol's state
+// (quote hash, watermarks, retained bars, with the ss it covers) is kept in a
+// JetStream KV bucket: `q.<SYM>` holds the quote, watermarks, the bars that
+// are not sealed yet and the list of the symbol's sealed bar segments
+// (`c.<SYM>.<s|m>.<first bar start>`, immutable, written once: bar-segments.ts).
+// Per partition, `p.<n>` is the stream seq all those checkpoints cover, so a
+// rebuild restores them and replays only the stream's tail. `q.*` writes are
+// compare-and-set on the KV revision and only ever move a key forward (a
+// higher ss), so replicas never regress a checkpoint (docs/price-cache.md
+// "Checkpoints").
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
-import type { Logger } from '../../common/src/logger.js';
-import { partitionOf } from '../../common/src/ticks/contract.js';
-import type { PriceCacheMetrics } from './metrics.js';
-import type { RedisStore } from './redis-store.js';
-import { KEY } from './redis-store.js';
+import type { SegmentRef } from './bar-segments.js';
+import type { Interval } from './state.js';
 
-export interface Checkpoint {
-  v: 1;
+/** A symbol's stored form; as a rebuild restores it, `s` and `m` hold every bar. */
+export interface RestoredSymbol {
   symbol: string;
   ss: number;
   /** The quote hash, verbatim. */
   q: Record<string, string>;
   /** Watermarks, verbatim. */
   w: Record<string, string>;
-  /** Retained bars (sorted-set members), oldest first. */
+  /** Bars (sorted-set members), oldest first. */
   s: string[];
   m: string[];
+}
+
+/** Version 1 (until 2026-12-06) carried every retained bar inline; it is still restored. */
+export type CheckpointV1 = RestoredSymbol & { v: 1 };
+
+/** Version 2: `s` and `m` hold only the bars not in a sealed segment. */
+export type CheckpointV2 = RestoredSymbol & {
+  v: 2;
+  /** Sealed segments of 1-second and 1-minute bars, oldest first. */
+  cs: SegmentRef[];
+  cm: SegmentRef[];
+};
+
+export type Checkpoint = CheckpointV1 | CheckpointV2;
+
+export interface Segment {
+  v: 1;
+  symbol: string;
+  i: Interval;
+  /** Bar members, oldest first. */
+  bars: string[];
 }
 
 /** A checkpoint larger than this is not written (it would not fit a NATS message). */
@@ -38,31 +59,70 @@ export function encodeCheckpoint(cp: Checkpoint): Uint8Array {
 
 export function decodeCheckpoint(data: Uint8Array): Checkpoint | undefined {
   try {
-    const v = JSON.parse(decoder.decode(data)) as Partial<Checkpoint>;
+    const v = JSON.parse(decoder.decode(data)) as Record<string, unknown>;
     if (
-      v.v !== 1 ||
+      (v.v !== 1 && v.v !== 2) ||
       typeof v.symbol !== 'string' ||
       !Number.isSafeInteger(v.ss) ||
       typeof v.q !== 'object' ||
+      v.q === null ||
       typeof v.w !== 'object' ||
-      !Array.isArray(v.s) ||
-      !Array.isArray(v.m)
+      v.w === null ||
+      !isStrings(v.s) ||
+      !isStrings(v.m)
     ) {
       return undefined;
     }
-    return v as Checkpoint;
+    if (v.v === 2 && !(isRefs(v.cs) && isRefs(v.cm))) return undefined;
+    return v as unknown as Checkpoint;
   } catch {
     return undefined;
   }
 }
 
+export function segmentKey(symbol: string, interval: Interval, ref: SegmentRef): string {
+  return `c.${symbol}.${interval}.${ref[0]}`;
+}
+
+export function encodeSegment(s: Segment): Uint8Array {
+  return encoder.encode(JSON.stringify(s));
+}
+
+export function decodeSegment(data: Uint8Array): Segment | undefined {
+  try {
+    const v = JSON.parse(decoder.decode(data)) as Record<string, unknown>;
+    if (v.v !== 1 || typeof v.symbol !== 'string' || (v.i !== 's' && v.i !== 'm') || !isStrings(v.bars))
+      return undefined;
+    return v as unknown as Segment;
+  } catch {
+    return undefined;
+  }
+}
+
+function isStrings(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((x) => typeof x === 'string');
+}
+
+function isRefs(v: unknown): v is SegmentRef[] {
+  return (
+    Array.isArray(v) &&
+    v.every(
+      (r) => Array.isArray(r) && r.length === 2 && Number.isSafeInteger(r[0]) && Number.isSafeInteger(r[1]),
+    )
+  );
+}
+
 export class CheckpointStore {
-  constructor(readonly kv: KV) {}
+  constructor(
+    readonly kv: KV,
+    private readonly jsm: JetStreamManager,
+    private readonly bucket: string,
+  ) {}
 
   static async open(js: JetStreamClient, bucket: string, replicas: number): Promise<CheckpointStore> {
     // create() opens the bucket when it exists; history 1: only the latest state matters.
     const kv = await new Kvm(js).create(bucket, { history: 1, replicas, storage: 'file' });
-    return new CheckpointStore(kv);
+    return new CheckpointStore(kv, await js.jetstreamManager(), bucket);
   }
 
   async getSymbol(symbol: string): Promise<{ cp: Checkpoint | undefined; revision: number } | undefined> {
@@ -79,24 +139,43 @@ export class CheckpointStore {
   }
 
   /**
-   * Writes `cp` unless the stored checkpoint already covers as much (ss).
-   * Compare-and-set on the revision; a lost race re-reads and decides again.
+   * Writes `data` (an encoded checkpoint) as `q.<symbol>` only if the key is
+   * still at `revision` (undefined: absent). False when someone else wrote
+   * it meanwhile: the caller re-reads and decides again.
    */
-  async advanceSymbol(cp: Checkpoint): Promise<'written' | 'newer-exists' | 'too-large'> {
-    const data = encodeCheckpoint(cp);
-    if (data.length > MAX_CHECKPOINT_BYTES) return 'too-large';
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const cur = await this.getSymbol(cp.symbol);
-      if (cur?.cp && cur.cp.ss >= cp.ss) return 'newer-exists';
-      try {
-        if (cur) await this.kv.update(`q.${cp.symbol}`, data, cur.revision);
-        else await this.kv.create(`q.${cp.symbol}`, data);
-        return 'written';
-      } catch (err) {
-        if (!isWrongLastSequence(err)) throw err;
-      }
+  async replaceSymbol(symbol: string, data: Uint8Array, revision: number | undefined): Promise<boolean> {
+    try {
+      if (revision !== undefined) await this.kv.update(`q.${symbol}`, data, revision);
+      else await this.kv.create(`q.${symbol}`, data);
+      return true;
+    } catch (err) {
+      if (isWrongLastSequence(err) || (revision === undefined && /exists/i.test(String(err)))) return false;
+      throw err;
     }
-    throw new Error(`checkpoint of ${cp.symbol}: compare-and-set kept failing`);
+  }
+
+  /** Writes a sealed segment (immutable: rewriting it writes the same bars). Returns its size. */
+  async putSegment(symbol: string, interval: Interval, ref: SegmentRef, bars: string[]): Promise<number> {
+    const data = encodeSegment({ v: 1, symbol, i: interval, bars });
+    await this.kv.put(segmentKey(symbol, interval, ref), data);
+    return data.length;
+  }
+
+  async getSegment(symbol: string, interval: Interval, ref: SegmentRef): Promise<Segment | undefined> {
+    const e = await this.kv.get(segmentKey(symbol, interval, ref));
+    if (!e || e.operation !== 'PUT') return undefined;
+    const seg = decodeSegment(e.value);
+    return seg && seg.symbol === symbol && seg.i === interval ? seg : undefined;
+  }
+
+  /**
+   * Removes a segment no checkpoint lists any more. A stream purge of its
+   * subject, not a KV delete: a delete leaves a marker per key forever.
+   */
+  async purgeSegment(symbol: string, interval: Interval, ref: SegmentRef): Promise<void> {
+    await this.jsm.streams.purge(`KV_${this.bucket}`, {
+      filter: `$KV.${this.bucket}.${segmentKey(symbol, interval, ref)}`,
+    });
   }
 
   async advancePartition(n: number, seq: number): Promise<boolean> {
@@ -114,16 +193,54 @@ export class CheckpointStore {
     throw new Error(`partition checkpoint ${n}: compare-and-set kept failing`);
   }
 
-  /** Every symbol checkpoint and partition mark (for a rebuild). */
-  async loadAll(concurrency = 16): Promise<{ symbols: Checkpoint[]; partitions: Map<number, number> }> {
+  /**
+   * Every symbol checkpoint with its segments' bars, and every partition
+   * mark (for a rebuild). A listed segment that is missing or unreadable is
+   * reported in `missingSegments` and its bars are not restored.
+   */
+  async loadAll(concurrency = 16): Promise<{
+    symbols: RestoredSymbol[];
+    partitions: Map<number, number>;
+    segments: number;
+    missingSegments: string[];
+  }> {
     const keys: string[] = [];
-    for await (const k of await this.kv.keys()) keys.push(k);
-    const symbols: Checkpoint[] = [];
+    // One filter per listing: several at once need nats-server 2.10.
+    for (const filter of ['q.>', 'p.>']) for await (const k of await this.kv.keys(filter)) keys.push(k);
+    const symbols: RestoredSymbol[] = [];
     const partitions = new Map<number, number>();
+    const missingSegments: string[] = [];
+    let segments = 0;
     await forEachLimited(keys, concurrency, async (key) => {
       if (key.startsWith('q.')) {
         const e = await this.getSymbol(key.slice(2));
-        if (e?.cp) symbols.push(e.cp);
+        if (!e?.cp) return;
+        const cp = e.cp;
+        if (cp.v === 1) {
+          symbols.push({ symbol: cp.symbol, ss: cp.ss, q: cp.q, w: cp.w, s: cp.s, m: cp.m });
+          return;
+        }
+        const bars = { s: [] as string[], m: [] as string[] };
+        for (const [interval, refs] of [
+          ['s', cp.cs],
+          ['m', cp.cm],
+        ] as const) {
+          for (const ref of refs) {
+            const seg = await this.getSegment(cp.symbol, interval, ref);
+            if (seg) {
+              bars[interval].push(...seg.bars);
+              segments++;
+            } else missingSegments.push(segmentKey(cp.symbol, interval, ref));
+          }
+        }
+        symbols.push({
+          symbol: cp.symbol,
+          ss: cp.ss,
+          q: cp.q,
+          w: cp.w,
+          s: [...bars.s, ...cp.s],
+          m: [...bars.m, ...cp.m],
+        });
       } else if (key.startsWith('p.')) {
         const n = Number(key.slice(2));
         const e = await this.getPartition(n);
@@ -131,7 +248,7 @@ export class CheckpointStore {
       }
     });
     symbols.sort((a, b) => (a.symbol < b.symbol ? -1 : 1));
-    return { symbols, partitions };
+    return { symbols, partitions, segments, missingSegments };
   }
 }
 
@@ -154,130 +271,4 @@ export async function forEachLimited<T>(
     }
   });
   await Promise.all(workers);
-}
-
-export interface CheckpointRound {
-  skipped?: 'lease-held' | 'no-epoch' | 'epoch-changed';
-  written: number;
-  partitionsAdvanced: number;
-}
-
-/**
- * One replica at a time (a short Redis lease) copies every symbol whose Redis
- * ss moved past what the KV holds, then advances `p.<n>` to the partition
- * seq read BEFORE the symbols: every message <= that seq is in the states
- * read afterwards, so the checkpoints cover it.
- */
-export class CheckpointWriter {
-  /** ss the KV is known to hold per symbol (a lower bound: only skips needless writes). */
-  private readonly known = new Map<string, number>();
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<unknown> | undefined;
-  private stopped = false;
-
-  constructor(
-    private readonly opts: {
-      store: RedisStore;
-      checkpoints: CheckpointStore;
-      partitions: number;
-      intervalMs: number;
-      token: string;
-      logger: Logger;
-      metrics: PriceCacheMetrics;
-    },
-  ) {}
-
-  start(): void {
-    const loop = () => {
-      if (this.stopped) return;
-      this.running = this.round()
-        .catch((err: unknown) => {
-          this.opts.metrics.checkpointErrors.inc();
-          this.opts.logger.warn({ err }, 'checkpoint round failed');
-        })
-        .finally(() => {
-          this.running = undefined;
-          if (!this.stopped) {
-            this.timer = setTimeout(loop, this.opts.intervalMs);
-            this.timer.unref();
-          }
-        });
-    };
-    this.timer = setTimeout(loop, this.opts.intervalMs);
-    this.timer.unref();
-  }
-
-  /** Stops the loop after a last round (so a clean shutdown leaves fresh checkpoints). */
-  async stop(finalRound = true): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.running;
-    if (finalRound) {
-      await this.round().catch((err: unknown) =>
-        this.opts.logger.warn({ err }, 'final checkpoint round failed'),
-      );
-    }
-  }
-
-  async round(): Promise<CheckpointRound> {
-    const { store, checkpoints } = this.opts;
-    const leaseMs = Math.max(this.opts.intervalMs * 5, 15_000);
-    if (!(await store.tryLease(KEY.checkpointLock, this.opts.token, leaseMs))) {
-      return { skipped: 'lease-held', written: 0, partitionsAdvanced: 0 };
-    }
-    try {
-      const epoch = await store.getEpoch();
-      if (epoch === null) return { skipped: 'no-epoch', written: 0, partitionsAdvanced: 0 };
-      // Order matters: partition seqs first, then the symbols and their states.
-      const partitionSeqs = await store.partitionSeqs(this.opts.partitions);
-      const symbols = await store.symbols();
-      const ss = await store.readSs(symbols);
-      const changed = symbols.filter((s) => (ss.get(s) ?? 0) > (this.known.get(s) ?? -1));
-      const failedPartitions = new Set<number>();
-      let written = 0;
-      for (let i = 0; i < changed.length; i += 64) {
-        const chunk = changed.slice(i, i + 64);
-        const raw = await store.readRaw(chunk);
-        if ((await store.getEpoch()) !== epoch)
-          return { skipped: 'epoch-changed', written, partitionsAdvanced: 0 };
-        await forEachLimited(raw, 8, async (r) => {
-          const cpSs = Number(r.q.ss);
-          if (!Number.isSafeInteger(cpSs)) return;
-          const out = await checkpoints.advanceSymbol({
-            v: 1,
-            symbol: r.symbol,
-            ss: cpSs,
-            q: r.q,
-            w: r.w,
-            s: r.s,
-            m: r.m,
-          });
-          if (out === 'too-large') {
-            failedPartitions.add(partitionOf(r.symbol, this.opts.partitions));
-            this.opts.metrics.checkpointErrors.inc();
-            this.opts.logger.error(
-              { symbol: r.symbol },
-              'checkpoint too large: not written (lower the bar retention)',
-            );
-            return;
-          }
-          if (out === 'written') {
-            written++;
-            this.opts.metrics.checkpointWrites.inc();
-          }
-          this.known.set(r.symbol, cpSs);
-        });
-      }
-      let partitionsAdvanced = 0;
-      for (let n = 0; n < partitionSeqs.length; n++) {
-        const seq = partitionSeqs[n];
-        // A symbol without a fresh checkpoint: its partition mark must not move on.
-        if (failedPartitions.has(n)) continue;
-        if (seq !== undefined && (await checkpoints.advancePartition(n, seq))) partitionsAdvanced++;
-      }
-      return { written, partitionsAdvanced };
-    } finally {
-      await store.releaseLease(KEY.checkpointLock, this.opts.token).catch(() => undefined);
-    }
-  }
 }

@@ -77,7 +77,12 @@ export const priceCacheConfigSpec = {
   CHECKPOINT_INTERVAL_MS: {
     schema: int(100, 600_000),
     default: '10000',
-    doc: 'How often changed symbols are checkpointed from Redis into the KV bucket (a round copies each changed symbol whole, retained bars included; a rebuild replays at most about this much of the stream tail beyond them)',
+    doc: 'How often changed symbols are checkpointed from Redis into the KV bucket (a rebuild replays at most about this much of the stream tail beyond them)',
+  },
+  CHECKPOINT_SEGMENT_BARS: {
+    schema: int(2, 10_000),
+    default: '60',
+    doc: 'Final bars sealed per immutable checkpoint segment; a symbol checkpoint carries at most about this many bars per interval plus the late-tick window',
   },
   BARS_1S_RETENTION: {
     schema: int(10, 86_400),

@@ -94,6 +94,12 @@ export function createPriceCacheMetrics(registry: Registry, sources: { streamPen
       help: 'Per-symbol checkpoints written to the KV bucket',
       registers,
     }),
+    checkpointBytes: new Counter({
+      name: 'tickmesh_checkpoint_bytes_total',
+      help: 'Bytes written to the checkpoint bucket: part=symbol (quote, watermarks, unsealed bars), part=segment (sealed bars, written once)',
+      labelNames: ['part'] as const,
+      registers,
+    }),
     checkpointErrors: new Counter({
       name: 'tickmesh_checkpoint_errors_total',
       help: 'Failed checkpoint rounds or writes',

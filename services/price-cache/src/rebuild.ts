@@ -5,7 +5,7 @@
 // replica's apply script refuses to write, so nothing races the rebuild.
 import { decodeBatch } from '../../common/src/ticks/contract.js';
 import type { Logger } from '../../common/src/logger.js';
-import type { CheckpointStore } from './checkpoint.js';
+import type { CheckpointStore, RestoredSymbol } from './checkpoint.js';
 import type { RebuildRunner } from './epoch.js';
 import type { PriceCacheMetrics } from './metrics.js';
 import {
@@ -42,6 +42,8 @@ export interface RebuildDeps {
 export interface RebuildReport {
   epoch: string;
   restored: number;
+  /** Sealed bar segments read back. */
+  segments: number;
   replayedMessages: number;
   ms: number;
 }
@@ -91,7 +93,15 @@ export class Rebuilder implements RebuildRunner {
     logger.warn({ previousEpoch }, 'rebuilding the cache from checkpoints and the tick stream');
     try {
       await store.clear(this.d.token);
-      const { symbols, partitions } = await checkpoints.loadAll();
+      const { symbols, partitions, segments, missingSegments } = await checkpoints.loadAll();
+      if (missingSegments.length > 0) {
+        // Their bars cannot come back; everything newer still does.
+        this.d.metrics.checkpointErrors.inc(missingSegments.length);
+        logger.error(
+          { missing: missingSegments.slice(0, 10), count: missingSegments.length },
+          'checkpoint segments missing: their bars are not restored',
+        );
+      }
       check();
       await this.restore(symbols);
       let replayed = 0;
@@ -104,12 +114,12 @@ export class Rebuilder implements RebuildRunner {
       if (!(await store.finishRebuild(this.d.token, epoch)))
         throw new Error('rebuild lock lost before the epoch was set');
       const ms = performance.now() - started;
-      this.lastReport = { epoch, restored: symbols.length, replayedMessages: replayed, ms };
+      this.lastReport = { epoch, restored: symbols.length, segments, replayedMessages: replayed, ms };
       this.d.metrics.rebuilds.inc();
       this.d.metrics.rebuildSeconds.set(ms / 1000);
       this.d.metrics.rebuildReplayed.set(replayed);
       logger.warn(
-        { epoch, restored: symbols.length, replayedMessages: replayed, ms: Math.round(ms) },
+        { epoch, restored: symbols.length, segments, replayedMessages: replayed, ms: Math.round(ms) },
         'cache rebuilt',
       );
       this.d.publishReset(epoch);
@@ -122,9 +132,7 @@ export class Rebuilder implements RebuildRunner {
     }
   }
 
-  private async restore(
-    checkpoints: Awaited<ReturnType<CheckpointStore['loadAll']>>['symbols'],
-  ): Promise<void> {
+  private async restore(checkpoints: RestoredSymbol[]): Promise<void> {
     for (let i = 0; i < checkpoints.length; i += 16) {
       const items = checkpoints.slice(i, i + 16).flatMap((cp) => {
         const state = decodeQuoteState(cp.q, cp.symbol);

@@ -118,6 +118,15 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 `;
 
+export interface RawCheckpointRead {
+  epoch: string | null;
+  q: Record<string, string>;
+  w: Record<string, string>;
+  /** Retained bars newer than the last sealed one, oldest first. */
+  bars: Record<Interval, string[]>;
+  oldestRetained: Record<Interval, number | undefined>;
+}
+
 export type WriteMode = { kind: 'apply'; epoch: string } | { kind: 'rebuild'; token: string };
 
 export type WriteOutcome =
@@ -273,27 +282,34 @@ export class RedisStore {
     }));
   }
 
-  /** The raw stored form (checkpoints keep it verbatim: no re-encoding). */
-  async readRaw(
-    symbols: string[],
-  ): Promise<
-    Array<{ symbol: string; q: Record<string, string>; w: Record<string, string>; s: string[]; m: string[] }>
-  > {
-    const p = this.redis.pipeline();
-    for (const s of symbols) {
-      p.hgetall(KEY.quote(s))
-        .hgetall(KEY.watermarks(s))
-        .zrange(KEY.bars('s', s), '0', '-1')
-        .zrange(KEY.bars('m', s), '0', '-1');
+  /**
+   * What a checkpoint of one symbol needs, in one round trip: the epoch, the
+   * quote hash and watermarks verbatim, per interval the bars newer than the
+   * last sealed one (all of them when nothing is sealed) and the start of the
+   * oldest bar still retained.
+   */
+  async readForCheckpoint(
+    symbol: string,
+    sealedThrough: Record<Interval, number | undefined>,
+  ): Promise<RawCheckpointRead> {
+    const p = this.redis.pipeline().get(KEY.epoch).hgetall(KEY.quote(symbol)).hgetall(KEY.watermarks(symbol));
+    for (const i of ['s', 'm'] as const) {
+      const through = sealedThrough[i];
+      p.zrangebyscore(KEY.bars(i, symbol), through === undefined ? '-inf' : `(${through}`, '+inf');
+      p.zrange(KEY.bars(i, symbol), '0', '0');
     }
     const res = unwrap(await p.exec());
-    return symbols.map((symbol, j) => ({
-      symbol,
-      q: res[j * 4] as Record<string, string>,
-      w: res[j * 4 + 1] as Record<string, string>,
-      s: res[j * 4 + 2] as string[],
-      m: res[j * 4 + 3] as string[],
-    }));
+    const oldest = (members: unknown) => {
+      const first = (members as string[])[0];
+      return first === undefined ? undefined : decodeBar(first).start;
+    };
+    return {
+      epoch: res[0] as string | null,
+      q: res[1] as Record<string, string>,
+      w: res[2] as Record<string, string>,
+      bars: { s: res[3] as string[], m: res[5] as string[] },
+      oldestRetained: { s: oldest(res[4]), m: oldest(res[6]) },
+    };
   }
 
   /** Quote states of the symbols (absent ones are left out). */

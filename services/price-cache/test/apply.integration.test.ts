@@ -336,6 +336,95 @@ describe('Redis is a cache', () => {
   });
 });
 
+describe('incremental checkpoints', () => {
+  let e: Env | undefined;
+  let replica: Replica;
+  const SEGMENT_BARS = 10;
+  before(async () => {
+    e = await setUp();
+    replica = await startReplica(
+      testEnv(e.nats.url, e.redisServer.url, { CHECKPOINT_SEGMENT_BARS: String(SEGMENT_BARS) }),
+    );
+    e.replicas.push(replica);
+    await whenReady(replica);
+  });
+  after(() => tearDown(e));
+
+  it('seal final bars once, purge what retention dropped, and rebuild the exact state (v1 records too)', async () => {
+    const env = e!;
+    const writer = replica.app.checkpointWriter()!;
+    const kv = await new Kvm(env.js).open('tickmesh_checkpoints');
+    const round = async () => {
+      // The periodic loop may hold the lease for a moment.
+      await waitFor(async () => (await writer.round()).skipped === undefined, 'a checkpoint round', 10_000);
+    };
+    const keys = async (filter: string) => {
+      const out: string[] = [];
+      for await (const k of await kv.keys(filter)) out.push(k);
+      return out.sort();
+    };
+    // One tick per second of event time: each symbol ticks every 5 s, so 1-second
+    // bars (60 retained) and 1-minute bars (30 retained) both outgrow their retention.
+    for (let i = 0; i < 8; i++) {
+      await publishTicks(
+        env.js,
+        makeTicks({ producer: 'A', firstSeq: 1 + i * 300, n: 300, symbols: SYMBOLS, t0: T0, stepMs: 1000 }),
+      );
+      await waitForExactState(env.nc, env.redis, `state after batch ${i}`);
+      await round();
+    }
+    let listed = 0;
+    for (const symbol of SYMBOLS) {
+      const entry = await kv.get(`q.${symbol}`);
+      const cp = JSON.parse(entry!.string()) as {
+        v: number;
+        s: string[];
+        m: string[];
+        cs: unknown[];
+        cm: unknown[];
+      };
+      assert.equal(cp.v, 2);
+      assert.ok(cp.cs.length > 0 && cp.cm.length > 0, `${symbol}: both intervals have sealed segments`);
+      // Open bars: fewer than a segment of final ones plus the 5 s late window.
+      assert.ok(cp.s.length < SEGMENT_BARS + 7, `${symbol}: ${cp.s.length} open 1s bars`);
+      assert.ok(cp.m.length < SEGMENT_BARS + 2, `${symbol}: ${cp.m.length} open 1m bars`);
+      assert.ok(entry!.length < 4096, `${symbol}: the record is small (${entry!.length} bytes)`);
+      listed += cp.cs.length + cp.cm.length;
+      // Bounded by retention: 60/10 + 1 and 30/10 + 1 segments at most.
+      assert.ok(
+        cp.cs.length <= 7 && cp.cm.length <= 4,
+        `${symbol}: ${cp.cs.length} + ${cp.cm.length} segments`,
+      );
+    }
+    assert.equal((await keys('c.>')).length, listed, 'every segment no checkpoint lists was purged');
+
+    // A record in the old format (every bar inline) is still restored.
+    const full = async (symbol: string) => ({
+      v: 1,
+      symbol,
+      ss: Number(await env.redis.hget(KEY.quote(symbol), 'ss')),
+      q: await env.redis.hgetall(KEY.quote(symbol)),
+      w: await env.redis.hgetall(KEY.watermarks(symbol)),
+      s: await env.redis.zrange(KEY.bars('s', symbol), '0', '-1'),
+      m: await env.redis.zrange(KEY.bars('m', symbol), '0', '-1'),
+    });
+    await writer.stop(false);
+    await kv.put('q.ZZZ1', JSON.stringify(await full('ZZZ1')));
+    // A tail no checkpoint covers.
+    await publishTicks(
+      env.js,
+      makeTicks({ producer: 'A', firstSeq: 2401, n: 200, symbols: SYMBOLS, t0: T0, stepMs: 1000 }),
+    );
+    await waitForExactState(env.nc, env.redis, 'state with tail');
+    await env.redisServer.flushAll();
+    await waitForExactState(env.nc, env.redis, 'rebuilt from segments, records and the tail');
+    const report = replica.app.rebuilder.lastReport!;
+    assert.equal(report.restored, SYMBOLS.length);
+    assert.ok(report.segments > 0, 'segments were read back');
+    assert.ok(report.replayedMessages > 0, 'the tail was replayed');
+  });
+});
+
 describe('NATS outage', () => {
   let e: Env | undefined;
   let replica: Replica;

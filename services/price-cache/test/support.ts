@@ -338,6 +338,8 @@ export function makeTicks(opts: {
   symbols: string[];
   t0: number;
   priceStep?: number;
+  /** Event time between consecutive ticks (default 100 ms). */
+  stepMs?: number;
 }): Tick[] {
   const out: Tick[] = [];
   for (let i = 0; i < opts.n; i++) {
@@ -352,7 +354,7 @@ export function makeTicks(opts: {
       size: 1 + ((i * 13) % 50),
       producerId: opts.producer,
       producerSeq: opts.firstSeq + i,
-      eventTimeMs: opts.t0 + (opts.firstSeq + i) * 100,
+      eventTimeMs: opts.t0 + (opts.firstSeq + i) * (opts.stepMs ?? 100),
       bid: i % 3 === 0 ? Number((price - inst.tickSize).toFixed(inst.decimals)) : undefined,
       ask: i % 3 === 0 ? Number((price + inst.tickSize).toFixed(inst.decimals)) : undefined,
     });

@@ -1,0 +1,197 @@
+// The checkpoint loop: one replica at a time (a short Redis lease) copies
+// every symbol whose Redis ss moved past what the KV holds, then advances
+// `p.<n>` to the partition seq read BEFORE the symbols: every message <= that
+// seq is in the states read afterwards, so the checkpoints cover it. Per
+// symbol it seals the bars that became final into new segments, writes the
+// small `q.<SYM>` record that lists them, and only then purges segments no
+// retained bar is in (docs/price-cache.md "Checkpoints").
+import type { Logger } from '../../common/src/logger.js';
+import { partitionOf } from '../../common/src/ticks/contract.js';
+import { finalBefore, planSegments, type SegmentPlan, type SegmentRef } from './bar-segments.js';
+import {
+  MAX_CHECKPOINT_BYTES,
+  encodeCheckpoint,
+  forEachLimited,
+  type CheckpointStore,
+  type CheckpointV2,
+} from './checkpoint.js';
+import type { PriceCacheMetrics } from './metrics.js';
+import type { RedisStore } from './redis-store.js';
+import { KEY } from './redis-store.js';
+import { decodeQuoteState, type Interval } from './state.js';
+
+export interface CheckpointRound {
+  skipped?: 'lease-held' | 'no-epoch' | 'epoch-changed';
+  written: number;
+  partitionsAdvanced: number;
+}
+
+type SymbolOutcome = 'written' | 'newer-exists' | 'too-large' | 'epoch-changed' | 'no-state';
+
+const INTERVALS = ['s', 'm'] as const;
+
+export class CheckpointWriter {
+  /** ss the KV is known to hold per symbol (a lower bound: only skips needless writes). */
+  private readonly known = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly opts: {
+      store: RedisStore;
+      checkpoints: CheckpointStore;
+      partitions: number;
+      intervalMs: number;
+      /** Final bars per sealed segment. */
+      segmentBars: number;
+      lateTickBoundMs: number;
+      token: string;
+      logger: Logger;
+      metrics: PriceCacheMetrics;
+    },
+  ) {}
+
+  start(): void {
+    const loop = () => {
+      if (this.stopped) return;
+      this.running = this.round()
+        .catch((err: unknown) => {
+          this.opts.metrics.checkpointErrors.inc();
+          this.opts.logger.warn({ err }, 'checkpoint round failed');
+        })
+        .finally(() => {
+          this.running = undefined;
+          if (!this.stopped) {
+            this.timer = setTimeout(loop, this.opts.intervalMs);
+            this.timer.unref();
+          }
+        });
+    };
+    this.timer = setTimeout(loop, this.opts.intervalMs);
+    this.timer.unref();
+  }
+
+  /** Stops the loop after a last round (so a clean shutdown leaves fresh checkpoints). */
+  async stop(finalRound = true): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running;
+    if (finalRound) {
+      await this.round().catch((err: unknown) =>
+        this.opts.logger.warn({ err }, 'final checkpoint round failed'),
+      );
+    }
+  }
+
+  async round(): Promise<CheckpointRound> {
+    const { store } = this.opts;
+    const leaseMs = Math.max(this.opts.intervalMs * 5, 15_000);
+    if (!(await store.tryLease(KEY.checkpointLock, this.opts.token, leaseMs))) {
+      return { skipped: 'lease-held', written: 0, partitionsAdvanced: 0 };
+    }
+    try {
+      const epoch = await store.getEpoch();
+      if (epoch === null) return { skipped: 'no-epoch', written: 0, partitionsAdvanced: 0 };
+      // Order matters: partition seqs first, then the symbols and their states.
+      const partitionSeqs = await store.partitionSeqs(this.opts.partitions);
+      const symbols = await store.symbols();
+      const ss = await store.readSs(symbols);
+      const changed = symbols.filter((s) => (ss.get(s) ?? 0) > (this.known.get(s) ?? -1));
+      const failedPartitions = new Set<number>();
+      let written = 0;
+      let epochChanged = false;
+      await forEachLimited(changed, 8, async (symbol) => {
+        if (epochChanged) return;
+        const out = await this.checkpointSymbol(symbol, epoch);
+        if (out === 'epoch-changed') epochChanged = true;
+        else if (out === 'too-large') failedPartitions.add(partitionOf(symbol, this.opts.partitions));
+        else if (out === 'written') written++;
+      });
+      if (epochChanged) return { skipped: 'epoch-changed', written, partitionsAdvanced: 0 };
+      let partitionsAdvanced = 0;
+      for (let n = 0; n < partitionSeqs.length; n++) {
+        const seq = partitionSeqs[n];
+        // A symbol without a fresh checkpoint: its partition mark must not move on.
+        if (failedPartitions.has(n)) continue;
+        if (seq !== undefined && (await this.opts.checkpoints.advancePartition(n, seq))) partitionsAdvanced++;
+      }
+      return { written, partitionsAdvanced };
+    } finally {
+      await store.releaseLease(KEY.checkpointLock, this.opts.token).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Read what the KV holds, then what Redis holds beyond it; seal, write,
+   * purge. A lost compare-and-set (another writer) starts over from the read.
+   */
+  private async checkpointSymbol(symbol: string, epoch: string): Promise<SymbolOutcome> {
+    const { store, checkpoints, metrics } = this.opts;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const cur = await checkpoints.getSymbol(symbol);
+      const sealed: Record<Interval, SegmentRef[]> =
+        cur?.cp?.v === 2 ? { s: cur.cp.cs, m: cur.cp.cm } : { s: [], m: [] };
+      const raw = await store.readForCheckpoint(symbol, {
+        s: sealed.s.at(-1)?.[1],
+        m: sealed.m.at(-1)?.[1],
+      });
+      if (raw.epoch !== epoch) return 'epoch-changed';
+      const state = decodeQuoteState(raw.q, symbol);
+      if (!state) return 'no-state';
+      if (cur?.cp && cur.cp.ss >= state.ss) {
+        this.known.set(symbol, cur.cp.ss);
+        return 'newer-exists';
+      }
+      const plans = {} as Record<Interval, SegmentPlan>;
+      for (const i of INTERVALS) {
+        plans[i] = planSegments({
+          sealed: sealed[i],
+          unsealed: raw.bars[i],
+          oldestRetained: raw.oldestRetained[i],
+          finalBefore: finalBefore(state.maxEventTimeMs, this.opts.lateTickBoundMs, i),
+          segmentBars: this.opts.segmentBars,
+        });
+      }
+      const cp: CheckpointV2 = {
+        v: 2,
+        symbol,
+        ss: state.ss,
+        q: raw.q,
+        w: raw.w,
+        s: plans.s.open,
+        m: plans.m.open,
+        cs: plans.s.keep,
+        cm: plans.m.keep,
+      };
+      const data = encodeCheckpoint(cp);
+      if (data.length > MAX_CHECKPOINT_BYTES) {
+        metrics.checkpointErrors.inc();
+        this.opts.logger.error({ symbol, bytes: data.length }, 'checkpoint too large: not written');
+        return 'too-large';
+      }
+      // Segments first: a checkpoint never lists one that is not there.
+      for (const i of INTERVALS) {
+        for (const s of plans[i].seal) {
+          const bytes = await checkpoints.putSegment(symbol, i, s.ref, s.members);
+          metrics.checkpointBytes.inc({ part: 'segment' }, bytes);
+        }
+      }
+      if (!(await checkpoints.replaceSymbol(symbol, data, cur?.revision))) continue;
+      metrics.checkpointWrites.inc();
+      metrics.checkpointBytes.inc({ part: 'symbol' }, data.length);
+      this.known.set(symbol, state.ss);
+      for (const i of INTERVALS) {
+        for (const ref of plans[i].drop) {
+          // Best effort: a segment left behind costs space, never correctness.
+          await checkpoints.purgeSegment(symbol, i, ref).catch((err: unknown) => {
+            metrics.checkpointErrors.inc();
+            this.opts.logger.warn({ err, symbol, segment: ref[0] }, 'could not purge a dropped segment');
+          });
+        }
+      }
+      return 'written';
+    }
+    throw new Error(`checkpoint of ${symbol}: compare-and-set kept failing`);
+  }
+}
