@@ -12,13 +12,14 @@ import {
   MAX_CHECKPOINT_BYTES,
   encodeCheckpoint,
   forEachLimited,
+  segmentKey,
   type CheckpointStore,
   type CheckpointV2,
 } from './checkpoint.js';
 import type { PriceCacheMetrics } from './metrics.js';
 import type { RedisStore } from './redis-store.js';
 import { KEY } from './redis-store.js';
-import { decodeQuoteState, type Interval } from './state.js';
+import { CorruptStateError, decodeQuoteState, type Interval } from './state.js';
 
 export interface CheckpointRound {
   skipped?: 'lease-held' | 'no-epoch' | 'epoch-changed';
@@ -26,7 +27,7 @@ export interface CheckpointRound {
   partitionsAdvanced: number;
 }
 
-type SymbolOutcome = 'written' | 'newer-exists' | 'too-large' | 'epoch-changed' | 'no-state';
+type SymbolOutcome = 'written' | 'newer-exists' | 'too-large' | 'corrupt' | 'epoch-changed' | 'no-state';
 
 const INTERVALS = ['s', 'm'] as const;
 
@@ -105,7 +106,8 @@ export class CheckpointWriter {
         if (epochChanged) return;
         const out = await this.checkpointSymbol(symbol, epoch);
         if (out === 'epoch-changed') epochChanged = true;
-        else if (out === 'too-large') failedPartitions.add(partitionOf(symbol, this.opts.partitions));
+        else if (out === 'too-large' || out === 'corrupt')
+          failedPartitions.add(partitionOf(symbol, this.opts.partitions));
         else if (out === 'written') written++;
       });
       if (epochChanged) return { skipped: 'epoch-changed', written, partitionsAdvanced: 0 };
@@ -128,6 +130,7 @@ export class CheckpointWriter {
    */
   private async checkpointSymbol(symbol: string, epoch: string): Promise<SymbolOutcome> {
     const { store, checkpoints, metrics } = this.opts;
+    const wrote = new Set<string>();
     for (let attempt = 0; attempt < 3; attempt++) {
       const cur = await checkpoints.getSymbol(symbol);
       const sealed: Record<Interval, SegmentRef[]> =
@@ -137,7 +140,16 @@ export class CheckpointWriter {
         m: sealed.m.at(-1)?.[1],
       });
       if (raw.epoch !== epoch) return 'epoch-changed';
-      const state = decodeQuoteState(raw.q, symbol);
+      let state;
+      try {
+        state = decodeQuoteState(raw.q, symbol);
+      } catch (err) {
+        // Loud, and its partition's mark stays put; the other symbols go on.
+        if (!(err instanceof CorruptStateError)) throw err;
+        metrics.checkpointErrors.inc();
+        this.opts.logger.error({ symbol, err: err.message }, 'corrupt state in Redis: not checkpointed');
+        return 'corrupt';
+      }
       if (!state) return 'no-state';
       if (cur?.cp && cur.cp.ss >= state.ss) {
         this.known.set(symbol, cur.cp.ss);
@@ -172,23 +184,34 @@ export class CheckpointWriter {
       }
       // Segments first: a checkpoint never lists one that is not there.
       for (const i of INTERVALS) {
-        for (const s of plans[i].seal) {
-          const bytes = await checkpoints.putSegment(symbol, i, s.ref, s.members);
+        for (const seg of plans[i].seal) {
+          const bytes = await checkpoints.putSegment(symbol, i, seg.ref, seg.members);
           metrics.checkpointBytes.inc({ part: 'segment' }, bytes);
+          wrote.add(segmentKey(symbol, i, seg.ref));
         }
       }
       if (!(await checkpoints.replaceSymbol(symbol, data, cur?.revision))) continue;
       metrics.checkpointWrites.inc();
       metrics.checkpointBytes.inc({ part: 'symbol' }, data.length);
       this.known.set(symbol, state.ss);
-      for (const i of INTERVALS) {
-        for (const ref of plans[i].drop) {
-          // Best effort: a segment left behind costs space, never correctness.
-          await checkpoints.purgeSegment(symbol, i, ref).catch((err: unknown) => {
-            metrics.checkpointErrors.inc();
-            this.opts.logger.warn({ err, symbol, segment: ref[0] }, 'could not purge a dropped segment');
-          });
-        }
+      const listed = new Set(
+        INTERVALS.flatMap((i) => plans[i].keep.map((ref) => segmentKey(symbol, i, ref))),
+      );
+      const doomed = new Set(
+        INTERVALS.flatMap((i) => plans[i].drop.map((ref) => segmentKey(symbol, i, ref))),
+      );
+      // Written in an attempt that lost its compare-and-set and not listed now.
+      for (const key of wrote) if (!listed.has(key)) doomed.add(key);
+      // A record of another format (an upgrade, or a downgrade and back) may
+      // leave segments no record lists: sweep the symbol's keys once.
+      if (cur && cur.cp?.v !== 2)
+        for (const key of await checkpoints.segmentKeys(symbol)) if (!listed.has(key)) doomed.add(key);
+      for (const key of doomed) {
+        // Best effort: a segment left behind costs space, never correctness.
+        await checkpoints.purgeKey(key).catch((err: unknown) => {
+          metrics.checkpointErrors.inc();
+          this.opts.logger.warn({ err, key }, 'could not purge a checkpoint segment');
+        });
       }
       return 'written';
     }

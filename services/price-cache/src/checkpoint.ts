@@ -169,13 +169,18 @@ export class CheckpointStore {
   }
 
   /**
-   * Removes a segment no checkpoint lists any more. A stream purge of its
+   * Removes a segment key no checkpoint lists any more. A stream purge of its
    * subject, not a KV delete: a delete leaves a marker per key forever.
    */
-  async purgeSegment(symbol: string, interval: Interval, ref: SegmentRef): Promise<void> {
-    await this.jsm.streams.purge(`KV_${this.bucket}`, {
-      filter: `$KV.${this.bucket}.${segmentKey(symbol, interval, ref)}`,
-    });
+  async purgeKey(key: string): Promise<void> {
+    await this.jsm.streams.purge(`KV_${this.bucket}`, { filter: `$KV.${this.bucket}.${key}` });
+  }
+
+  /** Every segment key stored for a symbol, listed or not (a sweep after a format change). */
+  async segmentKeys(symbol: string): Promise<string[]> {
+    const keys: string[] = [];
+    for await (const k of await this.kv.keys(`c.${symbol}.>`)) keys.push(k);
+    return keys;
   }
 
   async advancePartition(n: number, seq: number): Promise<boolean> {

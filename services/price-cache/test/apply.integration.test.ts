@@ -422,6 +422,53 @@ describe('incremental checkpoints', () => {
     assert.equal(report.restored, SYMBOLS.length);
     assert.ok(report.segments > 0, 'segments were read back');
     assert.ok(report.replayedMessages > 0, 'the tail was replayed');
+
+    // The next round turns the v1 record into a v2 one and sweeps the symbol's
+    // segments it does not list (those of before, and a stray one).
+    await kv.put('c.ZZZ1.s.1', JSON.stringify({ v: 1, symbol: 'ZZZ1', i: 's', bars: [] }));
+    await publishTicks(
+      env.js,
+      makeTicks({ producer: 'A', firstSeq: 2601, n: 50, symbols: SYMBOLS, t0: T0, stepMs: 1000 }),
+    );
+    await waitForExactState(env.nc, env.redis, 'state after the rebuild');
+    await round();
+    const zzz = JSON.parse((await kv.get('q.ZZZ1'))!.string()) as {
+      v: number;
+      cs: number[][];
+      cm: number[][];
+    };
+    assert.equal(zzz.v, 2);
+    const zzzListed = [...zzz.cs.map((r) => `c.ZZZ1.s.${r[0]}`), ...zzz.cm.map((r) => `c.ZZZ1.m.${r[0]}`)];
+    assert.deepEqual(await keys('c.ZZZ1.>'), zzzListed.sort(), 'no unlisted segment is left');
+  });
+
+  it('a symbol whose Redis state does not parse holds back its partition mark only', async () => {
+    const env = e!;
+    const writer = replica.app.checkpointWriter()!; // stopped above: rounds run only when called
+    const kv = await new Kvm(env.js).open('tickmesh_checkpoints');
+    const mark = async (n: number) => Number((await kv.get(`p.${n}`))?.string() ?? 0);
+    await publishTicks(
+      env.js,
+      makeTicks({ producer: 'A', firstSeq: 2651, n: 50, symbols: SYMBOLS, t0: T0, stepMs: 1000 }),
+    );
+    await waitForExactState(env.nc, env.redis, 'state before the corruption');
+    const bad = 'GARAN';
+    const badPartition = partitionOf(bad, PARTITIONS);
+    const others = new Set(SYMBOLS.filter((s) => s !== bad).map((s) => partitionOf(s, PARTITIONS)));
+    others.delete(badPartition);
+    assert.ok(others.size > 0, 'some symbol lives in another partition');
+    const before = await Promise.all(Array.from({ length: PARTITIONS }, (_, n) => mark(n)));
+    const good = await env.redis.hget(KEY.quote(bad), 'st');
+    await env.redis.hset(KEY.quote(bad), 'st', 'not-a-state');
+    try {
+      const r = await writer.round();
+      assert.equal(r.skipped, undefined);
+      assert.equal(r.written, SYMBOLS.length - 1, 'every other symbol was checkpointed');
+      assert.equal(await mark(badPartition), before[badPartition], 'its partition mark stayed');
+      for (const n of others) assert.ok((await mark(n)) > before[n]!, `partition ${n} moved on`);
+    } finally {
+      await env.redis.hset(KEY.quote(bad), 'st', good!);
+    }
   });
 });
 
