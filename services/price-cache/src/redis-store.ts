@@ -23,7 +23,6 @@ import {
   type BarState,
   type Interval,
   type QuoteState,
-  type Watermark,
 } from './state.js';
 
 export const KEY = {
@@ -144,13 +143,6 @@ export interface WriteItem {
   replace?: boolean;
 }
 
-export interface FullSymbol {
-  symbol: string;
-  state: QuoteState | undefined;
-  watermarks: Map<string, Watermark>;
-  bars: Record<Interval, BarState[]>;
-}
-
 type ScriptFn = (...args: Array<string | number>) => Promise<unknown>;
 
 export class RedisStore {
@@ -261,27 +253,6 @@ export class RedisStore {
     }
   }
 
-  /** Everything stored for the symbols (checkpoints). */
-  async readFull(symbols: string[]): Promise<FullSymbol[]> {
-    const p = this.redis.pipeline();
-    for (const s of symbols) {
-      p.hgetall(KEY.quote(s))
-        .hgetall(KEY.watermarks(s))
-        .zrange(KEY.bars('s', s), '0', '-1')
-        .zrange(KEY.bars('m', s), '0', '-1');
-    }
-    const res = unwrap(await p.exec());
-    return symbols.map((symbol, j) => ({
-      symbol,
-      state: decodeQuoteState(res[j * 4] as Record<string, string>, symbol),
-      watermarks: decodeWatermarks(res[j * 4 + 1] as Record<string, string>, symbol),
-      bars: {
-        s: (res[j * 4 + 2] as string[]).map(decodeBar),
-        m: (res[j * 4 + 3] as string[]).map(decodeBar),
-      },
-    }));
-  }
-
   /**
    * What a checkpoint of one symbol needs, in one round trip: the epoch, the
    * quote hash and watermarks verbatim, per interval the bars newer than the
@@ -292,7 +263,10 @@ export class RedisStore {
     symbol: string,
     sealedThrough: Record<Interval, number | undefined>,
   ): Promise<RawCheckpointRead> {
-    const p = this.redis.pipeline().get(KEY.epoch).hgetall(KEY.quote(symbol)).hgetall(KEY.watermarks(symbol));
+    // MULTI, not a plain pipeline: an apply script could otherwise run between
+    // the quote and the bars, and a record whose bars are newer than its ss
+    // would count that tick twice when a rebuild replays the tail.
+    const p = this.redis.multi().get(KEY.epoch).hgetall(KEY.quote(symbol)).hgetall(KEY.watermarks(symbol));
     for (const i of ['s', 'm'] as const) {
       const through = sealedThrough[i];
       p.zrangebyscore(KEY.bars(i, symbol), through === undefined ? '-inf' : `(${through}`, '+inf');
