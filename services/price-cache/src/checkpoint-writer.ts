@@ -12,6 +12,7 @@ import {
   MAX_CHECKPOINT_BYTES,
   encodeCheckpoint,
   forEachLimited,
+  parseSegmentKey,
   segmentKey,
   type CheckpointStore,
   type CheckpointV2,
@@ -101,15 +102,42 @@ export class CheckpointWriter {
       const changed = symbols.filter((s) => (ss.get(s) ?? 0) > (this.known.get(s) ?? -1));
       const failedPartitions = new Set<number>();
       let written = 0;
-      let epochChanged = false;
-      await forEachLimited(changed, 8, async (symbol) => {
-        if (epochChanged) return;
-        const out = await this.checkpointSymbol(symbol, epoch);
-        if (out === 'epoch-changed') epochChanged = true;
-        else if (out === 'too-large' || out === 'corrupt')
-          failedPartitions.add(partitionOf(symbol, this.opts.partitions));
-        else if (out === 'written') written++;
-      });
+      let stop: 'epoch-changed' | 'lease-lost' | undefined;
+      let firstError: unknown;
+      // Keep the lease while the round runs, however long: two writers at
+      // once would race each other's sweeps and purges.
+      const renew = setInterval(
+        () => {
+          store
+            .renewLease(KEY.checkpointLock, this.opts.token, leaseMs)
+            .then((held) => {
+              if (!held) stop ??= 'lease-lost';
+            })
+            .catch(() => undefined);
+        },
+        Math.floor(leaseMs / 3),
+      );
+      renew.unref();
+      try {
+        await forEachLimited(changed, 8, async (symbol) => {
+          if (stop || firstError) return;
+          try {
+            const out = await this.checkpointSymbol(symbol, epoch);
+            if (out === 'epoch-changed') stop = 'epoch-changed';
+            else if (out === 'too-large' || out === 'corrupt')
+              failedPartitions.add(partitionOf(symbol, this.opts.partitions));
+            else if (out === 'written') written++;
+          } catch (err) {
+            // Every worker finishes before the lease is released.
+            firstError ??= err;
+          }
+        });
+      } finally {
+        clearInterval(renew);
+      }
+      if (firstError) throw firstError;
+      const epochChanged = stop === 'epoch-changed';
+      if (stop === 'lease-lost') throw new Error('checkpoint lease lost during the round');
       if (epochChanged) return { skipped: 'epoch-changed', written, partitionsAdvanced: 0 };
       let partitionsAdvanced = 0;
       for (let n = 0; n < partitionSeqs.length; n++) {
@@ -130,11 +158,16 @@ export class CheckpointWriter {
    */
   private async checkpointSymbol(symbol: string, epoch: string): Promise<SymbolOutcome> {
     const { store, checkpoints, metrics } = this.opts;
+    const bound = this.opts.lateTickBoundMs;
+    const key = (i: Interval, ref: SegmentRef) => segmentKey(symbol, i, bound, ref);
     const wrote = new Set<string>();
     for (let attempt = 0; attempt < 3; attempt++) {
       const cur = await checkpoints.getSymbol(symbol);
+      // Another format, or segments sealed under another late bound (a bar
+      // they hold may be able to change now): seal again from all bars.
+      const resealing = cur !== undefined && !(cur.cp?.v === 2 && cur.cp.lb === bound);
       const sealed: Record<Interval, SegmentRef[]> =
-        cur?.cp?.v === 2 ? { s: cur.cp.cs, m: cur.cp.cm } : { s: [], m: [] };
+        cur?.cp?.v === 2 && !resealing ? { s: cur.cp.cs, m: cur.cp.cm } : { s: [], m: [] };
       const raw = await store.readForCheckpoint(symbol, {
         s: sealed.s.at(-1)?.[1],
         m: sealed.m.at(-1)?.[1],
@@ -153,6 +186,9 @@ export class CheckpointWriter {
       if (!state) return 'no-state';
       if (cur?.cp && cur.cp.ss >= state.ss) {
         this.known.set(symbol, cur.cp.ss);
+        // Segments of a lost attempt that the winner's record does not list.
+        const theirs = cur.cp.v === 2 ? listedKeys(cur.cp) : new Set<string>();
+        await this.purge([...wrote].filter((k) => !theirs.has(k)));
         return 'newer-exists';
       }
       const plans = {} as Record<Interval, SegmentPlan>;
@@ -161,7 +197,7 @@ export class CheckpointWriter {
           sealed: sealed[i],
           unsealed: raw.bars[i],
           oldestRetained: raw.oldestRetained[i],
-          finalBefore: finalBefore(state.maxEventTimeMs, this.opts.lateTickBoundMs, i),
+          finalBefore: finalBefore(state.maxEventTimeMs, bound, i),
           segmentBars: this.opts.segmentBars,
         });
       }
@@ -173,8 +209,11 @@ export class CheckpointWriter {
         w: raw.w,
         s: plans.s.open,
         m: plans.m.open,
+        lb: bound,
         cs: plans.s.keep,
         cm: plans.m.keep,
+        os: raw.oldestRetained.s,
+        om: raw.oldestRetained.m,
       };
       const data = encodeCheckpoint(cp);
       if (data.length > MAX_CHECKPOINT_BYTES) {
@@ -185,36 +224,51 @@ export class CheckpointWriter {
       // Segments first: a checkpoint never lists one that is not there.
       for (const i of INTERVALS) {
         for (const seg of plans[i].seal) {
-          const bytes = await checkpoints.putSegment(symbol, i, seg.ref, seg.members);
+          const k = key(i, seg.ref);
+          const bytes = await checkpoints.putSegment(k, { v: 1, symbol, i, bars: seg.members });
           metrics.checkpointBytes.inc({ part: 'segment' }, bytes);
-          wrote.add(segmentKey(symbol, i, seg.ref));
+          wrote.add(k);
         }
       }
       if (!(await checkpoints.replaceSymbol(symbol, data, cur?.revision))) continue;
       metrics.checkpointWrites.inc();
       metrics.checkpointBytes.inc({ part: 'symbol' }, data.length);
       this.known.set(symbol, state.ss);
-      const listed = new Set(
-        INTERVALS.flatMap((i) => plans[i].keep.map((ref) => segmentKey(symbol, i, ref))),
-      );
-      const doomed = new Set(
-        INTERVALS.flatMap((i) => plans[i].drop.map((ref) => segmentKey(symbol, i, ref))),
-      );
+      const listed = listedKeys(cp);
+      const doomed = new Set(INTERVALS.flatMap((i) => plans[i].drop.map((ref) => key(i, ref))));
       // Written in an attempt that lost its compare-and-set and not listed now.
-      for (const key of wrote) if (!listed.has(key)) doomed.add(key);
-      // A record of another format (an upgrade, or a downgrade and back) may
-      // leave segments no record lists: sweep the symbol's keys once.
-      if (cur && cur.cp?.v !== 2)
-        for (const key of await checkpoints.segmentKeys(symbol)) if (!listed.has(key)) doomed.add(key);
-      for (const key of doomed) {
-        // Best effort: a segment left behind costs space, never correctness.
-        await checkpoints.purgeKey(key).catch((err: unknown) => {
-          metrics.checkpointErrors.inc();
-          this.opts.logger.warn({ err, key }, 'could not purge a checkpoint segment');
-        });
+      for (const k of wrote) if (!listed.has(k)) doomed.add(k);
+      if (resealing) {
+        // The old record's segments (and any a downgrade left) are listed by
+        // no record now. Only at or below our last sealed bar: above it, a
+        // writer that read our record may be sealing right now.
+        for (const k of await checkpoints.segmentKeys(symbol)) {
+          const parsed = parseSegmentKey(k);
+          const through = cp[parsed?.interval === 'm' ? 'cm' : 'cs'].at(-1)?.[1];
+          if (parsed && !listed.has(k) && through !== undefined && parsed.from <= through) doomed.add(k);
+        }
       }
+      await this.purge([...doomed]);
       return 'written';
     }
     throw new Error(`checkpoint of ${symbol}: compare-and-set kept failing`);
   }
+
+  /** Best effort: a segment left behind costs space, never correctness. */
+  private async purge(keys: string[]): Promise<void> {
+    for (const key of keys) {
+      await this.opts.checkpoints.purgeKey(key).catch((err: unknown) => {
+        this.opts.metrics.checkpointErrors.inc();
+        this.opts.logger.warn({ err, key }, 'could not purge a checkpoint segment');
+      });
+    }
+  }
+}
+
+/** Keys of every segment a record lists. */
+function listedKeys(cp: CheckpointV2): Set<string> {
+  return new Set([
+    ...cp.cs.map((ref) => segmentKey(cp.symbol, 's', cp.lb, ref)),
+    ...cp.cm.map((ref) => segmentKey(cp.symbol, 'm', cp.lb, ref)),
+  ]);
 }

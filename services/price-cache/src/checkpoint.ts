@@ -10,7 +10,7 @@
 // "Checkpoints").
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
-import type { SegmentRef } from './bar-segments.js';
+import { barStart, type SegmentRef } from './bar-segments.js';
 import type { Interval } from './state.js';
 
 /** A symbol's stored form; as a rebuild restores it, `s` and `m` hold every bar. */
@@ -32,9 +32,18 @@ export type CheckpointV1 = RestoredSymbol & { v: 1 };
 /** Version 2: `s` and `m` hold only the bars not in a sealed segment. */
 export type CheckpointV2 = RestoredSymbol & {
   v: 2;
+  /** LATE_TICK_BOUND_MS the segments were sealed under (another bound re-seals them). */
+  lb: number;
   /** Sealed segments of 1-second and 1-minute bars, oldest first. */
   cs: SegmentRef[];
   cm: SegmentRef[];
+  /**
+   * Start of the oldest bar Redis retained per interval (absent: none). A
+   * listed segment may hold older bars that Redis had trimmed; a restore
+   * leaves them out, whatever the retention is by then.
+   */
+  os?: number;
+  om?: number;
 };
 
 export type Checkpoint = CheckpointV1 | CheckpointV2;
@@ -73,15 +82,35 @@ export function decodeCheckpoint(data: Uint8Array): Checkpoint | undefined {
     ) {
       return undefined;
     }
-    if (v.v === 2 && !(isRefs(v.cs) && isRefs(v.cm))) return undefined;
+    if (
+      v.v === 2 &&
+      !(
+        isRefs(v.cs) &&
+        isRefs(v.cm) &&
+        Number.isSafeInteger(v.lb) &&
+        (v.os === undefined || Number.isSafeInteger(v.os)) &&
+        (v.om === undefined || Number.isSafeInteger(v.om))
+      )
+    )
+      return undefined;
     return v as unknown as Checkpoint;
   } catch {
     return undefined;
   }
 }
 
-export function segmentKey(symbol: string, interval: Interval, ref: SegmentRef): string {
-  return `c.${symbol}.${interval}.${ref[0]}`;
+/**
+ * The late bound is part of the key: segments re-sealed under another bound
+ * never overwrite ones a record still lists.
+ */
+export function segmentKey(symbol: string, interval: Interval, lateBoundMs: number, ref: SegmentRef): string {
+  return `c.${symbol}.${interval}.${lateBoundMs}.${ref[0]}`;
+}
+
+/** Interval and first bar start of a segment key (undefined when it is not one). */
+export function parseSegmentKey(key: string): { interval: Interval; from: number } | undefined {
+  const m = /^c\.[^.]+\.([sm])\.\d+\.(\d+)$/.exec(key);
+  return m ? { interval: m[1] as Interval, from: Number(m[2]) } : undefined;
 }
 
 export function encodeSegment(s: Segment): Uint8Array {
@@ -155,14 +184,14 @@ export class CheckpointStore {
   }
 
   /** Writes a sealed segment (immutable: rewriting it writes the same bars). Returns its size. */
-  async putSegment(symbol: string, interval: Interval, ref: SegmentRef, bars: string[]): Promise<number> {
-    const data = encodeSegment({ v: 1, symbol, i: interval, bars });
-    await this.kv.put(segmentKey(symbol, interval, ref), data);
+  async putSegment(key: string, segment: Segment): Promise<number> {
+    const data = encodeSegment(segment);
+    await this.kv.put(key, data);
     return data.length;
   }
 
-  async getSegment(symbol: string, interval: Interval, ref: SegmentRef): Promise<Segment | undefined> {
-    const e = await this.kv.get(segmentKey(symbol, interval, ref));
+  async getSegment(symbol: string, interval: Interval, key: string): Promise<Segment | undefined> {
+    const e = await this.kv.get(key);
     if (!e || e.operation !== 'PUT') return undefined;
     const seg = decodeSegment(e.value);
     return seg && seg.symbol === symbol && seg.i === interval ? seg : undefined;
@@ -226,26 +255,23 @@ export class CheckpointStore {
           return;
         }
         const bars = { s: [] as string[], m: [] as string[] };
-        for (const [interval, refs] of [
-          ['s', cp.cs],
-          ['m', cp.cm],
+        for (const [interval, refs, oldest] of [
+          ['s', cp.cs, cp.os],
+          ['m', cp.cm, cp.om],
         ] as const) {
           for (const ref of refs) {
-            const seg = await this.getSegment(cp.symbol, interval, ref);
+            const key = segmentKey(cp.symbol, interval, cp.lb, ref);
+            const seg = await this.getSegment(cp.symbol, interval, key);
             if (seg) {
               bars[interval].push(...seg.bars);
               segments++;
-            } else missingSegments.push(segmentKey(cp.symbol, interval, ref));
+            } else missingSegments.push(key);
           }
+          bars[interval].push(...cp[interval]);
+          // Bars Redis had already trimmed stay out.
+          if (oldest !== undefined) bars[interval] = bars[interval].filter((b) => barStart(b) >= oldest);
         }
-        symbols.push({
-          symbol: cp.symbol,
-          ss: cp.ss,
-          q: cp.q,
-          w: cp.w,
-          s: [...bars.s, ...cp.s],
-          m: [...bars.m, ...cp.m],
-        });
+        symbols.push({ symbol: cp.symbol, ss: cp.ss, q: cp.q, w: cp.w, s: bars.s, m: bars.m });
       } else if (key.startsWith('p.')) {
         const n = Number(key.slice(2));
         const e = await this.getPartition(n);

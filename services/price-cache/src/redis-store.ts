@@ -270,12 +270,13 @@ export class RedisStore {
     for (const i of ['s', 'm'] as const) {
       const through = sealedThrough[i];
       p.zrangebyscore(KEY.bars(i, symbol), through === undefined ? '-inf' : `(${through}`, '+inf');
-      p.zrange(KEY.bars(i, symbol), '0', '0');
+      p.zrange(KEY.bars(i, symbol), '0', '0', 'WITHSCORES');
     }
     const res = unwrap(await p.exec());
-    const oldest = (members: unknown) => {
-      const first = (members as string[])[0];
-      return first === undefined ? undefined : decodeBar(first).start;
+    // The score is the bar start: nothing to parse (a corrupt member must not fail the read).
+    const oldest = (withScores: unknown) => {
+      const score = (withScores as string[])[1];
+      return score === undefined ? undefined : Number(score);
     };
     return {
       epoch: res[0] as string | null,
@@ -372,6 +373,11 @@ export class RedisStore {
   /** Sets the new epoch and frees the lock, only while we still hold it. */
   async finishRebuild(token: string, epoch: string): Promise<boolean> {
     return Number(await this.finishScript(KEY.lock, KEY.epoch, token, epoch)) === 1;
+  }
+
+  /** Extends a lease only while we hold it. */
+  async renewLease(key: string, token: string, ttlMs: number): Promise<boolean> {
+    return Number(await this.renewScript(key, token, ttlMs)) === 1;
   }
 
   /** A short exclusive lease (one checkpoint writer at a time). */

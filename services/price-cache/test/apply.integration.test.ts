@@ -20,9 +20,12 @@ import { createClient } from '../../common/src/grpc/client.js';
 import { PriceServiceClient } from '../../common/src/gen/tickmesh/price/v1/price.js';
 import { decodeBatch, partitionOf } from '../../common/src/ticks/contract.js';
 import { Applier } from '../src/applier.js';
+import { CheckpointStore } from '../src/checkpoint.js';
+import { CheckpointWriter } from '../src/checkpoint-writer.js';
 import { KEY, RedisStore } from '../src/redis-store.js';
 import {
   connectTestNats,
+  createLogger,
   createTickStream,
   ctx,
   makeTicks,
@@ -425,7 +428,7 @@ describe('incremental checkpoints', () => {
 
     // The next round turns the v1 record into a v2 one and sweeps the symbol's
     // segments it does not list (those of before, and a stray one).
-    await kv.put('c.ZZZ1.s.1', JSON.stringify({ v: 1, symbol: 'ZZZ1', i: 's', bars: [] }));
+    await kv.put('c.ZZZ1.s.5000.1', JSON.stringify({ v: 1, symbol: 'ZZZ1', i: 's', bars: [] }));
     await publishTicks(
       env.js,
       makeTicks({ producer: 'A', firstSeq: 2601, n: 50, symbols: SYMBOLS, t0: T0, stepMs: 1000 }),
@@ -438,7 +441,10 @@ describe('incremental checkpoints', () => {
       cm: number[][];
     };
     assert.equal(zzz.v, 2);
-    const zzzListed = [...zzz.cs.map((r) => `c.ZZZ1.s.${r[0]}`), ...zzz.cm.map((r) => `c.ZZZ1.m.${r[0]}`)];
+    const zzzListed = [
+      ...zzz.cs.map((r) => `c.ZZZ1.s.5000.${r[0]}`),
+      ...zzz.cm.map((r) => `c.ZZZ1.m.5000.${r[0]}`),
+    ];
     assert.deepEqual(await keys('c.ZZZ1.>'), zzzListed.sort(), 'no unlisted segment is left');
   });
 
@@ -469,6 +475,57 @@ describe('incremental checkpoints', () => {
     } finally {
       await env.redis.hset(KEY.quote(bad), 'st', good!);
     }
+  });
+
+  it('another late-tick bound re-seals every symbol, sweeps the old segments, and rebuilds exactly', async () => {
+    const env = e!;
+    const kv = await new Kvm(env.js).open('tickmesh_checkpoints');
+    const keys = async () => {
+      const out: string[] = [];
+      for await (const k of await kv.keys('c.>')) out.push(k);
+      return out;
+    };
+    const oldKeys = (await keys()).filter((k) => k.includes('.5000.'));
+    assert.ok(oldKeys.length > 0);
+    // A replica restarted with LATE_TICK_BOUND_MS=9000: bars sealed under 5 s may change now.
+    const writer = new CheckpointWriter({
+      store: replica.app.store,
+      checkpoints: await CheckpointStore.open(env.js, 'tickmesh_checkpoints', 1),
+      partitions: PARTITIONS,
+      intervalMs: 300,
+      segmentBars: SEGMENT_BARS,
+      lateTickBoundMs: 9000,
+      token: 'bound-test',
+      logger: createLogger('price-cache-test', 'error'),
+      metrics: replica.app.metrics,
+    });
+    await publishTicks(
+      env.js,
+      makeTicks({ producer: 'A', firstSeq: 2701, n: 50, symbols: SYMBOLS, t0: T0, stepMs: 1000 }),
+    );
+    await waitForExactState(env.nc, env.redis, 'state before the new bound');
+    const r = await writer.round();
+    assert.equal(r.written, SYMBOLS.length);
+    const through = new Map<string, number>();
+    for (const symbol of SYMBOLS) {
+      const cp = JSON.parse((await kv.get(`q.${symbol}`))!.string()) as {
+        lb: number;
+        cs: number[][];
+        cm: number[][];
+      };
+      assert.equal(cp.lb, 9000, `${symbol} re-sealed`);
+      through.set(`${symbol}.s`, cp.cs.at(-1)?.[1] ?? -1);
+      through.set(`${symbol}.m`, cp.cm.at(-1)?.[1] ?? -1);
+    }
+    const left = (await keys()).filter((k) => k.includes('.5000.'));
+    assert.ok(left.length < oldKeys.length, `old segments swept (${oldKeys.length} -> ${left.length})`);
+    for (const k of left) {
+      // Only above the new last sealed bar may one stay (a concurrent writer could be sealing there).
+      const [, symbol, i, , from] = k.split('.');
+      assert.ok(Number(from) > through.get(`${symbol}.${i}`)!, `${k} is above what the new record seals`);
+    }
+    await env.redisServer.flushAll();
+    await waitForExactState(env.nc, env.redis, 'rebuilt from re-sealed segments');
   });
 });
 
