@@ -230,13 +230,16 @@ export class CheckpointStore {
   /**
    * Every symbol checkpoint with its segments' bars, and every partition
    * mark (for a rebuild). A listed segment that is missing or unreadable is
-   * reported in `missingSegments` and its bars are not restored.
+   * reported in `missingSegments` and its bars are not restored; a record
+   * that does not decode is reported in `unreadable` (its partition's mark
+   * does not cover it).
    */
   async loadAll(concurrency = 16): Promise<{
     symbols: RestoredSymbol[];
     partitions: Map<number, number>;
     segments: number;
     missingSegments: string[];
+    unreadable: string[];
   }> {
     const keys: string[] = [];
     // One filter per listing: several at once need nats-server 2.10.
@@ -244,11 +247,16 @@ export class CheckpointStore {
     const symbols: RestoredSymbol[] = [];
     const partitions = new Map<number, number>();
     const missingSegments: string[] = [];
+    const unreadable: string[] = [];
     let segments = 0;
     await forEachLimited(keys, concurrency, async (key) => {
       if (key.startsWith('q.')) {
         const e = await this.getSymbol(key.slice(2));
-        if (!e?.cp) return;
+        if (!e) return;
+        if (!e.cp) {
+          unreadable.push(key.slice(2));
+          return;
+        }
         const cp = e.cp;
         if (cp.v === 1) {
           symbols.push({ symbol: cp.symbol, ss: cp.ss, q: cp.q, w: cp.w, s: cp.s, m: cp.m });
@@ -279,7 +287,7 @@ export class CheckpointStore {
       }
     });
     symbols.sort((a, b) => (a.symbol < b.symbol ? -1 : 1));
-    return { symbols, partitions, segments, missingSegments };
+    return { symbols, partitions, segments, missingSegments, unreadable };
   }
 }
 

@@ -3,7 +3,7 @@
 // stream through the same reducer (its guards skip what a checkpoint already
 // covers), and only then set a new epoch. Until the epoch exists every
 // replica's apply script refuses to write, so nothing races the rebuild.
-import { decodeBatch } from '../../common/src/ticks/contract.js';
+import { decodeBatch, partitionOf } from '../../common/src/ticks/contract.js';
 import type { Logger } from '../../common/src/logger.js';
 import type { CheckpointStore, RestoredSymbol } from './checkpoint.js';
 import type { RebuildRunner } from './epoch.js';
@@ -93,7 +93,18 @@ export class Rebuilder implements RebuildRunner {
     logger.warn({ previousEpoch }, 'rebuilding the cache from checkpoints and the tick stream');
     try {
       await store.clear(this.d.token);
-      const { symbols, partitions, segments, missingSegments } = await checkpoints.loadAll();
+      const { symbols, partitions, segments, missingSegments, unreadable } = await checkpoints.loadAll();
+      // A record that does not decode (another format, damage) is not covered
+      // by its partition's mark: replay that partition from the start, where
+      // the reducer's guards skip what the other records already hold.
+      const fromStart = new Set(unreadable.map((s) => partitionOf(s, this.d.partitions)));
+      if (unreadable.length > 0) {
+        this.d.metrics.checkpointErrors.inc(unreadable.length);
+        logger.error(
+          { symbols: unreadable.slice(0, 10), count: unreadable.length, partitions: [...fromStart] },
+          'unreadable checkpoint records: replaying their partitions from the start of the stream',
+        );
+      }
       if (missingSegments.length > 0) {
         // Their bars cannot come back; everything newer still does.
         this.d.metrics.checkpointErrors.inc(missingSegments.length);
@@ -107,7 +118,7 @@ export class Rebuilder implements RebuildRunner {
       let replayed = 0;
       for (let n = 0; n < this.d.partitions; n++) {
         check();
-        replayed += await this.replayPartition(n, (partitions.get(n) ?? 0) + 1, check);
+        replayed += await this.replayPartition(n, fromStart.has(n) ? 1 : (partitions.get(n) ?? 0) + 1, check);
       }
       check();
       const epoch = String(Math.max(Date.now(), Number(previousEpoch ?? 0) + 1));

@@ -527,6 +527,24 @@ describe('incremental checkpoints', () => {
     await env.redisServer.flushAll();
     await waitForExactState(env.nc, env.redis, 'rebuilt from re-sealed segments');
   });
+
+  it('a record that does not decode: its partition is replayed from the start, the state exact', async () => {
+    const env = e!;
+    const kv = await new Kvm(env.js).open('tickmesh_checkpoints');
+    await kv.put('q.ZZZ1', JSON.stringify({ v: 9, symbol: 'ZZZ1' }));
+    await env.redisServer.flushAll();
+    await waitForExactState(env.nc, env.redis, 'rebuilt around an unreadable record');
+    const report = replica.app.rebuilder.lastReport!;
+    assert.equal(report.restored, SYMBOLS.length - 1);
+    const p = partitionOf('ZZZ1', PARTITIONS);
+    const inPartition = (await readStream(env.nc)).filter((m) =>
+      m.ticks.some((t) => partitionOf(t.symbol, PARTITIONS) === p),
+    ).length;
+    assert.ok(
+      report.replayedMessages >= inPartition,
+      `partition ${p} replayed from the start (${report.replayedMessages} >= ${inPartition})`,
+    );
+  });
 });
 
 describe('NATS outage', () => {
