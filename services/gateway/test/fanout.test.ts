@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Fanout, OutFrame, type ClientTransport, type FanoutMetrics } from '../src/fanout.js';
 import { QuoteMirror, type QuoteUpdate } from '../src/quote-mirror.js';
-import { quote } from './support/quotes.js';
+import { appliedUpdates, quote } from './support/quotes.js';
 
 class FakeTransport implements ClientTransport {
   frames: OutFrame[] = [];
@@ -62,11 +62,8 @@ function setup(opts: Partial<ConstructorParameters<typeof Fanout>[1]> = {}) {
     now: () => now,
     ...opts,
   });
-  const tick = (symbol: string): QuoteUpdate => {
-    const r = mirror.apply(quote(symbol, mirror.get(symbol)!.seq + 1));
-    assert.equal(r.kind, 'applied');
-    return (r as { update: QuoteUpdate }).update;
-  };
+  const tick = (symbol: string): QuoteUpdate =>
+    appliedUpdates(mirror, quote(symbol, mirror.get(symbol)!.seq + 1))[0]!;
   return { mirror, fanout, c, tick, advance: (ms: number) => (now += ms) };
 }
 

@@ -17,8 +17,8 @@ import {
   welcomeMessage,
 } from '../src/protocol.js';
 import { quoteJson } from '../src/quote-json.js';
-import { quote } from './support/quotes.js';
-import { QuoteMirror, type QuoteUpdate } from '../src/quote-mirror.js';
+import { appliedUpdates, quote } from './support/quotes.js';
+import { QuoteMirror } from '../src/quote-mirror.js';
 
 const decode = (json: string): ServerMessage => ServerMessage.decode(protoPayload(OutFrame.text(json))!);
 
@@ -42,9 +42,7 @@ void test('quotes and snapshots carry every field of the JSON quote', () => {
   // As in the gateway: quotes encoded once by the mirror, frames built from them.
   const mirror = new QuoteMirror(100);
   mirror.apply(quote('GARAN', 7, { epoch: 7 }));
-  const updates = [mirror.apply(q), mirror.apply(quote('GARAN', 9, { epoch: 7 }))].map(
-    (r) => (r as { update: QuoteUpdate }).update,
-  );
+  const updates = appliedUpdates(mirror, q, quote('GARAN', 9, { epoch: 7 }));
   const frame = OutFrame.quotes(updates);
   const m = ServerMessage.decode(protoPayload(frame)!);
   const [a, b] = m.quotes!.quotes;
@@ -180,11 +178,7 @@ void test('quotes and snapshots are spliced from quotes encoded once: the same b
   const a = quote('THYAO', 5, { last: 301.25, sessionDate: '2026-12-05', appliedTimeMs: 1_764_000_000_456 });
   const b = quote('GARAN', 9);
   mirror.replaceAll([quote('THYAO', 4), quote('GARAN', 7)], 1);
-  const ua = mirror.apply(a);
-  const ub = mirror.apply(b); // 7 -> 9: a jump, so marked conflated
-  assert.equal(ua.kind, 'applied');
-  assert.equal(ub.kind, 'applied');
-  const updates = [ua, ub].map((r) => (r as { update: QuoteUpdate }).update);
+  const updates = appliedUpdates(mirror, a, b); // GARAN 7 -> 9: a jump, so marked conflated
   const frame = OutFrame.quotes(updates);
   const want = ServerMessage.encode(
     ServerMessage.fromPartial({ quotes: { quotes: [a, { ...b, conflated: true }] } }),

@@ -10,9 +10,9 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { OutFrame } from '../src/fanout.js';
 import { preframingAvailable, wireBytes, WsTransport } from '../src/ws-transport.js';
 import { heartbeatMessage } from '../src/protocol.js';
-import { QuoteMirror, type QuoteUpdate } from '../src/quote-mirror.js';
+import { QuoteMirror } from '../src/quote-mirror.js';
 import { ServerMessage } from '../../common/src/gen/tickmesh/gateway/v1/websocket.js';
-import { quote } from './support/quotes.js';
+import { appliedUpdates, quote } from './support/quotes.js';
 
 async function pair(): Promise<{ server: WebSocket; client: WebSocket; close: () => Promise<void> }> {
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false });
@@ -222,11 +222,7 @@ for (const preframe of [true, false]) {
       });
       // Built as the fan-out builds it: from quotes the mirror encoded once.
       const mirror = new QuoteMirror(10);
-      const frame = OutFrame.quotes(
-        [mirror.apply(quote('THYAO', 5)), mirror.apply(quote('GARAN', 6))].map(
-          (r) => (r as { update: QuoteUpdate }).update,
-        ),
-      );
+      const frame = OutFrame.quotes(appliedUpdates(mirror, quote('THYAO', 5), quote('GARAN', 6)));
       t.send(frame);
       t.send(OutFrame.text(heartbeatMessage(77)));
       // No binary form: never thrown, never skipped silently (a gap): closed with 1011.

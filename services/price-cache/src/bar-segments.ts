@@ -5,10 +5,8 @@
 // then carries only its quote, watermarks, the bars not sealed yet and the
 // list of its segments: a round writes a few KB per changed symbol instead
 // of every retained bar (docs/price-cache.md "Checkpoints"). This module is
-// the decision alone: which bars to seal, which segments stay listed, which
-// can go.
-import { alignDown } from './reducer.js';
-import { INTERVAL_MS, type Interval } from './state.js';
+// the decision alone (finality itself is reducer.ts's finalBefore): which
+// bars to seal, which segments stay listed, which can go.
 
 /** A sealed segment: the starts of its first and last bar (inclusive). */
 export type SegmentRef = [from: number, last: number];
@@ -27,12 +25,6 @@ export interface SegmentPlan {
 /** Start of a bar from its stored member ("start:o:h:l:c:v:n"). */
 export function barStart(member: string): number {
   return Number(member.slice(0, member.indexOf(':')));
-}
-
-/** Bars starting before this are final for a symbol whose newest bar-touching event time is `maxEventTimeMs`. */
-export function finalBefore(maxEventTimeMs: number, lateTickBoundMs: number, interval: Interval): number {
-  if (maxEventTimeMs <= 0) return Number.NEGATIVE_INFINITY;
-  return alignDown(maxEventTimeMs - lateTickBoundMs, INTERVAL_MS[interval]);
 }
 
 /**

@@ -7,11 +7,13 @@
 // retained bar is in (docs/price-cache.md "Checkpoints").
 import type { Logger } from '../../common/src/logger.js';
 import { partitionOf } from '../../common/src/ticks/contract.js';
-import { finalBefore, planSegments, type SegmentPlan, type SegmentRef } from './bar-segments.js';
+import { planSegments, type SegmentPlan, type SegmentRef } from './bar-segments.js';
+import { finalBefore } from './reducer.js';
 import {
   MAX_CHECKPOINT_BYTES,
   encodeCheckpoint,
   forEachLimited,
+  listedSegmentKeys,
   parseSegmentKey,
   segmentKey,
   type CheckpointStore,
@@ -187,7 +189,7 @@ export class CheckpointWriter {
       if (cur?.cp && cur.cp.ss >= state.ss) {
         this.known.set(symbol, cur.cp.ss);
         // Segments of a lost attempt that the winner's record does not list.
-        const theirs = cur.cp.v === 2 ? listedKeys(cur.cp) : new Set<string>();
+        const theirs = new Set(cur.cp.v === 2 ? listedSegmentKeys(cur.cp) : []);
         await this.purge([...wrote].filter((k) => !theirs.has(k)));
         return 'newer-exists';
       }
@@ -234,7 +236,7 @@ export class CheckpointWriter {
       metrics.checkpointWrites.inc();
       metrics.checkpointBytes.inc({ part: 'symbol' }, data.length);
       this.known.set(symbol, state.ss);
-      const listed = listedKeys(cp);
+      const listed = new Set(listedSegmentKeys(cp));
       const doomed = new Set(INTERVALS.flatMap((i) => plans[i].drop.map((ref) => key(i, ref))));
       // Written in an attempt that lost its compare-and-set and not listed now.
       for (const k of wrote) if (!listed.has(k)) doomed.add(k);
@@ -263,12 +265,4 @@ export class CheckpointWriter {
       });
     }
   }
-}
-
-/** Keys of every segment a record lists. */
-function listedKeys(cp: CheckpointV2): Set<string> {
-  return new Set([
-    ...cp.cs.map((ref) => segmentKey(cp.symbol, 's', cp.lb, ref)),
-    ...cp.cm.map((ref) => segmentKey(cp.symbol, 'm', cp.lb, ref)),
-  ]);
 }

@@ -2,7 +2,8 @@
 // (quote hash, watermarks, retained bars, with the ss it covers) is kept in a
 // JetStream KV bucket: `q.<SYM>` holds the quote, watermarks, the bars that
 // are not sealed yet and the list of the symbol's sealed bar segments
-// (`c.<SYM>.<s|m>.<first bar start>`, immutable, written once: bar-segments.ts).
+// (`c.<SYM>.<s|m>.<late bound>.<first bar start>`, immutable, written once:
+// bar-segments.ts).
 // Per partition, `p.<n>` is the stream seq all those checkpoints cover, so a
 // rebuild restores them and replays only the stream's tail. `q.*` writes are
 // compare-and-set on the KV revision and only ever move a key forward (a
@@ -10,51 +11,55 @@
 // "Checkpoints").
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
+import { z } from 'zod';
 import { barStart, type SegmentRef } from './bar-segments.js';
 import type { Interval } from './state.js';
 
-/** A symbol's stored form; as a rebuild restores it, `s` and `m` hold every bar. */
-export interface RestoredSymbol {
-  symbol: string;
-  ss: number;
+const bars = z.array(z.string());
+const hash = z.record(z.string(), z.string());
+const safeInt = z.number().int().refine(Number.isSafeInteger);
+const segmentRef = z.tuple([safeInt, safeInt]);
+
+const StoredForm = z.object({
+  symbol: z.string(),
+  ss: safeInt,
   /** The quote hash, verbatim. */
-  q: Record<string, string>;
+  q: hash,
   /** Watermarks, verbatim. */
-  w: Record<string, string>;
+  w: hash,
   /** Bars (sorted-set members), oldest first. */
-  s: string[];
-  m: string[];
-}
+  s: bars,
+  m: bars,
+});
 
-/** Version 1 (until 2026-12-06) carried every retained bar inline; it is still restored. */
-export type CheckpointV1 = RestoredSymbol & { v: 1 };
+const CheckpointSchema = z.discriminatedUnion('v', [
+  // Version 1 (until 2026-12-06) carried every retained bar inline; it is still restored.
+  StoredForm.extend({ v: z.literal(1) }),
+  // Version 2: `s` and `m` hold only the bars not in a sealed segment.
+  StoredForm.extend({
+    v: z.literal(2),
+    /** LATE_TICK_BOUND_MS the segments were sealed under (another bound re-seals them). */
+    lb: safeInt,
+    /** Sealed segments of 1-second and 1-minute bars, oldest first. */
+    cs: z.array(segmentRef),
+    cm: z.array(segmentRef),
+    /**
+     * Start of the oldest bar Redis retained per interval (absent: none). A
+     * listed segment may hold older bars that Redis had trimmed; a restore
+     * leaves them out, whatever the retention is by then.
+     */
+    os: safeInt.optional(),
+    om: safeInt.optional(),
+  }),
+]);
 
-/** Version 2: `s` and `m` hold only the bars not in a sealed segment. */
-export type CheckpointV2 = RestoredSymbol & {
-  v: 2;
-  /** LATE_TICK_BOUND_MS the segments were sealed under (another bound re-seals them). */
-  lb: number;
-  /** Sealed segments of 1-second and 1-minute bars, oldest first. */
-  cs: SegmentRef[];
-  cm: SegmentRef[];
-  /**
-   * Start of the oldest bar Redis retained per interval (absent: none). A
-   * listed segment may hold older bars that Redis had trimmed; a restore
-   * leaves them out, whatever the retention is by then.
-   */
-  os?: number;
-  om?: number;
-};
+const SegmentSchema = z.object({ v: z.literal(1), symbol: z.string(), i: z.enum(['s', 'm']), bars });
 
-export type Checkpoint = CheckpointV1 | CheckpointV2;
-
-export interface Segment {
-  v: 1;
-  symbol: string;
-  i: Interval;
-  /** Bar members, oldest first. */
-  bars: string[];
-}
+/** A symbol's stored form; as a rebuild restores it, `s` and `m` hold every bar. */
+export type RestoredSymbol = z.infer<typeof StoredForm>;
+export type Checkpoint = z.infer<typeof CheckpointSchema>;
+export type CheckpointV2 = Extract<Checkpoint, { v: 2 }>;
+export type Segment = z.infer<typeof SegmentSchema>;
 
 /** A checkpoint larger than this is not written (it would not fit a NATS message). */
 export const MAX_CHECKPOINT_BYTES = 960 * 1024;
@@ -67,36 +72,7 @@ export function encodeCheckpoint(cp: Checkpoint): Uint8Array {
 }
 
 export function decodeCheckpoint(data: Uint8Array): Checkpoint | undefined {
-  try {
-    const v = JSON.parse(decoder.decode(data)) as Record<string, unknown>;
-    if (
-      (v.v !== 1 && v.v !== 2) ||
-      typeof v.symbol !== 'string' ||
-      !Number.isSafeInteger(v.ss) ||
-      typeof v.q !== 'object' ||
-      v.q === null ||
-      typeof v.w !== 'object' ||
-      v.w === null ||
-      !isStrings(v.s) ||
-      !isStrings(v.m)
-    ) {
-      return undefined;
-    }
-    if (
-      v.v === 2 &&
-      !(
-        isRefs(v.cs) &&
-        isRefs(v.cm) &&
-        Number.isSafeInteger(v.lb) &&
-        (v.os === undefined || Number.isSafeInteger(v.os)) &&
-        (v.om === undefined || Number.isSafeInteger(v.om))
-      )
-    )
-      return undefined;
-    return v as unknown as Checkpoint;
-  } catch {
-    return undefined;
-  }
+  return parseJson(CheckpointSchema, data);
 }
 
 /**
@@ -105,6 +81,14 @@ export function decodeCheckpoint(data: Uint8Array): Checkpoint | undefined {
  */
 export function segmentKey(symbol: string, interval: Interval, lateBoundMs: number, ref: SegmentRef): string {
   return `c.${symbol}.${interval}.${lateBoundMs}.${ref[0]}`;
+}
+
+/** Keys of every segment a record lists, 1-second ones first. */
+export function listedSegmentKeys(cp: CheckpointV2): string[] {
+  return [
+    ...cp.cs.map((ref) => segmentKey(cp.symbol, 's', cp.lb, ref)),
+    ...cp.cm.map((ref) => segmentKey(cp.symbol, 'm', cp.lb, ref)),
+  ];
 }
 
 /** Interval and first bar start of a segment key (undefined when it is not one). */
@@ -118,27 +102,17 @@ export function encodeSegment(s: Segment): Uint8Array {
 }
 
 export function decodeSegment(data: Uint8Array): Segment | undefined {
+  return parseJson(SegmentSchema, data);
+}
+
+/** The value when `data` is JSON of that shape, else undefined (never throws). */
+function parseJson<T>(schema: z.ZodType<T>, data: Uint8Array): T | undefined {
   try {
-    const v = JSON.parse(decoder.decode(data)) as Record<string, unknown>;
-    if (v.v !== 1 || typeof v.symbol !== 'string' || (v.i !== 's' && v.i !== 'm') || !isStrings(v.bars))
-      return undefined;
-    return v as unknown as Segment;
+    const out = schema.safeParse(JSON.parse(decoder.decode(data)));
+    return out.success ? out.data : undefined;
   } catch {
     return undefined;
   }
-}
-
-function isStrings(v: unknown): v is string[] {
-  return Array.isArray(v) && v.every((x) => typeof x === 'string');
-}
-
-function isRefs(v: unknown): v is SegmentRef[] {
-  return (
-    Array.isArray(v) &&
-    v.every(
-      (r) => Array.isArray(r) && r.length === 2 && Number.isSafeInteger(r[0]) && Number.isSafeInteger(r[1]),
-    )
-  );
 }
 
 export class CheckpointStore {
@@ -173,9 +147,14 @@ export class CheckpointStore {
    * it meanwhile: the caller re-reads and decides again.
    */
   async replaceSymbol(symbol: string, data: Uint8Array, revision: number | undefined): Promise<boolean> {
+    return this.compareAndSet(`q.${symbol}`, data, revision);
+  }
+
+  /** Writes `key` only if it is still at `revision` (undefined: absent); false when it moved. */
+  private async compareAndSet(key: string, data: Uint8Array, revision: number | undefined): Promise<boolean> {
     try {
-      if (revision !== undefined) await this.kv.update(`q.${symbol}`, data, revision);
-      else await this.kv.create(`q.${symbol}`, data);
+      if (revision !== undefined) await this.kv.update(key, data, revision);
+      else await this.kv.create(key, data);
       return true;
     } catch (err) {
       if (isWrongLastSequence(err) || (revision === undefined && /exists/i.test(String(err)))) return false;
@@ -216,13 +195,7 @@ export class CheckpointStore {
     for (let attempt = 0; attempt < 3; attempt++) {
       const cur = await this.getPartition(n);
       if (cur && cur.seq >= seq) return false;
-      try {
-        if (cur) await this.kv.update(`p.${n}`, encoder.encode(String(seq)), cur.revision);
-        else await this.kv.create(`p.${n}`, encoder.encode(String(seq)));
-        return true;
-      } catch (err) {
-        if (!isWrongLastSequence(err)) throw err;
-      }
+      if (await this.compareAndSet(`p.${n}`, encoder.encode(String(seq)), cur?.revision)) return true;
     }
     throw new Error(`partition checkpoint ${n}: compare-and-set kept failing`);
   }

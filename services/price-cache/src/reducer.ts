@@ -68,12 +68,21 @@ export function clearDirty(v: SymbolView): void {
   v.dirty.bars.m.clear();
 }
 
+/**
+ * Bars starting before this can never change again for a symbol whose newest
+ * bar-touching event time is `maxEventTimeMs`: an older tick is late and
+ * leaves bars alone (applyMessage).
+ */
+export function finalBefore(maxEventTimeMs: number, lateTickBoundMs: number, interval: Interval): number {
+  if (maxEventTimeMs <= 0) return Number.NEGATIVE_INFINITY;
+  return alignDown(maxEventTimeMs - lateTickBoundMs, INTERVAL_MS[interval]);
+}
+
 /** Drops bars no tick can change any more (replay keeps views across many messages). */
 export function pruneBars(v: SymbolView, lateTickBoundMs: number): void {
   const mt = v.state?.maxEventTimeMs ?? 0;
   for (const interval of ['s', 'm'] as const) {
-    const size = INTERVAL_MS[interval];
-    const floor = alignDown(mt - lateTickBoundMs, size);
+    const floor = finalBefore(mt, lateTickBoundMs, interval);
     for (const start of v.bars[interval].keys())
       if (start < floor && !v.dirty.bars[interval].has(start)) v.bars[interval].delete(start);
   }

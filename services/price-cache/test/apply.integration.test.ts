@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
-import { Kvm } from '@nats-io/kv';
+import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import {
@@ -20,7 +20,12 @@ import { createClient } from '../../common/src/grpc/client.js';
 import { PriceServiceClient } from '../../common/src/gen/tickmesh/price/v1/price.js';
 import { decodeBatch, partitionOf } from '../../common/src/ticks/contract.js';
 import { Applier } from '../src/applier.js';
-import { CheckpointStore } from '../src/checkpoint.js';
+import {
+  CheckpointStore,
+  decodeCheckpoint,
+  listedSegmentKeys,
+  type CheckpointV2,
+} from '../src/checkpoint.js';
 import { CheckpointWriter } from '../src/checkpoint-writer.js';
 import { KEY, RedisStore } from '../src/redis-store.js';
 import {
@@ -346,6 +351,21 @@ describe('Redis is a cache', () => {
   });
 });
 
+/** Keys of the checkpoint bucket under `filter`, sorted. */
+async function kvKeys(kv: KV, filter: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const k of await kv.keys(filter)) out.push(k);
+  return out.sort();
+}
+
+/** A symbol's record as the price-cache wrote it; it must be version 2. */
+async function recordOf(kv: KV, symbol: string): Promise<CheckpointV2> {
+  const entry = await kv.get(`q.${symbol}`);
+  const cp = entry ? decodeCheckpoint(entry.value) : undefined;
+  assert.equal(cp?.v, 2, `q.${symbol} is a version 2 record`);
+  return cp as CheckpointV2;
+}
+
 describe('incremental checkpoints', () => {
   let e: Env | undefined;
   let replica: Replica;
@@ -368,11 +388,7 @@ describe('incremental checkpoints', () => {
       // The periodic loop may hold the lease for a moment.
       await waitFor(async () => (await writer.round()).skipped === undefined, 'a checkpoint round', 10_000);
     };
-    const keys = async (filter: string) => {
-      const out: string[] = [];
-      for await (const k of await kv.keys(filter)) out.push(k);
-      return out.sort();
-    };
+    const keys = (filter: string) => kvKeys(kv, filter);
     // One tick per second of event time: each symbol ticks every 5 s, so 1-second
     // bars (60 retained) and 1-minute bars (30 retained) both outgrow their retention.
     for (let i = 0; i < 8; i++) {
@@ -383,30 +399,23 @@ describe('incremental checkpoints', () => {
       await waitForExactState(env.nc, env.redis, `state after batch ${i}`);
       await round();
     }
-    let listed = 0;
+    const listed: string[] = [];
     for (const symbol of SYMBOLS) {
       const entry = await kv.get(`q.${symbol}`);
-      const cp = JSON.parse(entry!.string()) as {
-        v: number;
-        s: string[];
-        m: string[];
-        cs: unknown[];
-        cm: unknown[];
-      };
-      assert.equal(cp.v, 2);
+      const cp = await recordOf(kv, symbol);
       assert.ok(cp.cs.length > 0 && cp.cm.length > 0, `${symbol}: both intervals have sealed segments`);
       // Open bars: fewer than a segment of final ones plus the 5 s late window.
       assert.ok(cp.s.length < SEGMENT_BARS + 7, `${symbol}: ${cp.s.length} open 1s bars`);
       assert.ok(cp.m.length < SEGMENT_BARS + 2, `${symbol}: ${cp.m.length} open 1m bars`);
       assert.ok(entry!.length < 4096, `${symbol}: the record is small (${entry!.length} bytes)`);
-      listed += cp.cs.length + cp.cm.length;
+      listed.push(...listedSegmentKeys(cp));
       // Bounded by retention: 60/10 + 1 and 30/10 + 1 segments at most.
       assert.ok(
         cp.cs.length <= 7 && cp.cm.length <= 4,
         `${symbol}: ${cp.cs.length} + ${cp.cm.length} segments`,
       );
     }
-    assert.equal((await keys('c.>')).length, listed, 'every segment no checkpoint lists was purged');
+    assert.deepEqual(await keys('c.>'), listed.sort(), 'every segment no checkpoint lists was purged');
 
     // A record in the old format (every bar inline) is still restored.
     const full = async (symbol: string) => ({
@@ -442,17 +451,9 @@ describe('incremental checkpoints', () => {
     );
     await waitForExactState(env.nc, env.redis, 'state after the rebuild');
     await round();
-    const zzz = JSON.parse((await kv.get('q.ZZZ1'))!.string()) as {
-      v: number;
-      cs: number[][];
-      cm: number[][];
-    };
-    assert.equal(zzz.v, 2);
-    const zzzListed = [
-      ...zzz.cs.map((r) => `c.ZZZ1.s.5000.${r[0]}`),
-      ...zzz.cm.map((r) => `c.ZZZ1.m.5000.${r[0]}`),
-    ];
-    assert.deepEqual(await keys('c.ZZZ1.>'), zzzListed.sort(), 'no unlisted segment is left');
+    const zzz = await recordOf(kv, 'ZZZ1');
+    assert.equal(zzz.lb, 5000);
+    assert.deepEqual(await keys('c.ZZZ1.>'), listedSegmentKeys(zzz).sort(), 'no unlisted segment is left');
   });
 
   it('a symbol whose Redis state does not parse holds back its partition mark only', async () => {
@@ -487,11 +488,7 @@ describe('incremental checkpoints', () => {
   it('another late-tick bound re-seals every symbol, sweeps the old segments, and rebuilds exactly', async () => {
     const env = e!;
     const kv = await new Kvm(env.js).open('tickmesh_checkpoints');
-    const keys = async () => {
-      const out: string[] = [];
-      for await (const k of await kv.keys('c.>')) out.push(k);
-      return out;
-    };
+    const keys = () => kvKeys(kv, 'c.>');
     const oldKeys = (await keys()).filter((k) => k.includes('.5000.'));
     assert.ok(oldKeys.length > 0);
     // A replica restarted with LATE_TICK_BOUND_MS=9000: bars sealed under 5 s may change now.
@@ -515,11 +512,7 @@ describe('incremental checkpoints', () => {
     assert.equal(r.written, SYMBOLS.length);
     const through = new Map<string, number>();
     for (const symbol of SYMBOLS) {
-      const cp = JSON.parse((await kv.get(`q.${symbol}`))!.string()) as {
-        lb: number;
-        cs: number[][];
-        cm: number[][];
-      };
+      const cp = await recordOf(kv, symbol);
       assert.equal(cp.lb, 9000, `${symbol} re-sealed`);
       through.set(`${symbol}.s`, cp.cs.at(-1)?.[1] ?? -1);
       through.set(`${symbol}.m`, cp.cm.at(-1)?.[1] ?? -1);

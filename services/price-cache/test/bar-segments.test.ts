@@ -7,8 +7,15 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { Tick } from '../../common/src/gen/tickmesh/market/v1/market.js';
 import { defaultInstrument, loadUniverse } from '../../common/src/market/universe.js';
-import { barStart, finalBefore, planSegments, type SegmentRef } from '../src/bar-segments.js';
-import { applyMessage, clearDirty, makeDayOf, newView, type ReducerContext } from '../src/reducer.js';
+import { barStart, planSegments, type SegmentRef } from '../src/bar-segments.js';
+import {
+  applyMessage,
+  clearDirty,
+  finalBefore,
+  makeDayOf,
+  newView,
+  type ReducerContext,
+} from '../src/reducer.js';
 import { encodeBar, type Interval } from '../src/state.js';
 
 const universe = loadUniverse('bist30');

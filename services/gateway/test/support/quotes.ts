@@ -1,5 +1,7 @@
 // Quote builders for unit tests.
+import assert from 'node:assert/strict';
 import type { Quote } from '../../../common/src/gen/tickmesh/market/v1/market.js';
+import type { QuoteMirror, QuoteUpdate } from '../../src/quote-mirror.js';
 
 export function quote(symbol: string, seq: number, fields: Partial<Quote> = {}): Quote {
   return {
@@ -24,4 +26,13 @@ export function quote(symbol: string, seq: number, fields: Partial<Quote> = {}):
     trades: seq,
     ...fields,
   };
+}
+
+/** Applies the quotes to the mirror, as the gateway does, and returns their updates; each must apply. */
+export function appliedUpdates(mirror: QuoteMirror, ...quotes: Quote[]): QuoteUpdate[] {
+  return quotes.map((q) => {
+    const r = mirror.apply(q);
+    assert.equal(r.kind, 'applied', `${q.symbol} seq ${q.seq} applies`);
+    return (r as { update: QuoteUpdate }).update;
+  });
 }
