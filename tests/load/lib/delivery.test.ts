@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { mergeDelivery, SeqTracker, summarizeDelivery } from './delivery.js';
+import { mergeDelivery, SeqTable, SeqTracker, summarizeDelivery, type Tally } from './delivery.js';
 
 void describe('SeqTracker', () => {
   void it('counts every seq after the one held when measuring started', () => {
@@ -96,6 +96,107 @@ void describe('SeqTracker', () => {
           assert.deepEqual(t.tally({ epoch: 7, seq: cutoff }), { expected: cut, received: want });
         },
       ),
+    );
+  });
+});
+
+/** The rules of delivery.ts written plainly (a Set of seqs per symbol), to check SeqTable against. */
+class ReferenceCount {
+  measuring = false;
+  closed: Tally = { expected: 0, received: 0 };
+  duplicates = 0;
+  readonly slots = new Map<
+    number,
+    { epoch?: number; max: number; pre?: number; base?: number; got: Set<number> }
+  >();
+
+  startMeasuring(): void {
+    if (this.measuring) return;
+    this.measuring = true;
+    for (const st of this.slots.values()) st.base = st.pre;
+  }
+
+  /** Returns whether the quote is the slot's latest state. */
+  observe(slot: number, epoch: number, seq: number, snapshot: boolean): boolean {
+    let st = this.slots.get(slot);
+    if (!st) this.slots.set(slot, (st = { max: 0, got: new Set() }));
+    const newest = st.epoch !== epoch || seq >= st.max;
+    if (st.epoch !== undefined && st.epoch !== epoch) {
+      const t = this.tally(slot, st.max);
+      this.closed.expected += t.expected;
+      this.closed.received += t.received;
+      Object.assign(st, { max: 0, pre: undefined, base: undefined, got: new Set() });
+    }
+    st.epoch = epoch;
+    st.max = Math.max(st.max, seq);
+    if (!this.measuring) {
+      st.pre = Math.max(st.pre ?? -Infinity, seq);
+      return newest;
+    }
+    if (st.base === undefined) {
+      st.base = snapshot ? seq : seq - 1;
+      if (snapshot) return newest;
+    }
+    if (seq <= st.base) return newest;
+    if (st.got.has(seq)) this.duplicates++;
+    st.got.add(seq);
+    return newest;
+  }
+
+  tally(slot: number, cutoff: number): Tally {
+    const st = this.slots.get(slot);
+    if (st?.base === undefined || cutoff <= st.base) return { expected: 0, received: 0 };
+    const base = st.base;
+    return { expected: cutoff - base, received: [...st.got].filter((s) => s > base && s <= cutoff).length };
+  }
+}
+
+void describe('SeqTable (the seqs of all symbols of one client)', () => {
+  void it('keeps each symbol apart and matches the plain rules for any interleaving (property)', () => {
+    const event = fc.record({
+      slot: fc.integer({ min: 0, max: 20 }),
+      epoch: fc.integer({ min: 1, max: 2 }),
+      seq: fc.integer({ min: 0, max: 40 }),
+      snapshot: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(event, { maxLength: 200 }),
+        fc.nat({ max: 200 }),
+        fc.array(fc.record({ epoch: fc.integer({ min: 1, max: 2 }), seq: fc.integer({ min: 0, max: 45 }) }), {
+          minLength: 21,
+          maxLength: 21,
+        }),
+        (events, measureAt, cutoffs) => {
+          const table = new SeqTable();
+          const ref = new ReferenceCount();
+          events.forEach((e, k) => {
+            if (k === measureAt) {
+              table.startMeasuring();
+              ref.startMeasuring();
+            }
+            const got = e.snapshot
+              ? table.snapshot(e.slot, e.epoch, e.seq)
+              : table.quote(e.slot, e.epoch, e.seq);
+            assert.equal(got, ref.observe(e.slot, e.epoch, e.seq, e.snapshot), 'latest state');
+          });
+          assert.deepEqual(table.closed, ref.closed);
+          assert.equal(table.duplicates, ref.duplicates);
+          assert.deepEqual(
+            [...table.slots()],
+            [...ref.slots.keys()].sort((a, b) => a - b),
+          );
+          for (const [slot, st] of ref.slots) {
+            assert.equal(table.epochOf(slot), st.epoch);
+            assert.equal(table.maxSeenOf(slot), st.max);
+            const c = cutoffs[slot]!;
+            // A cut-off of another epoch falls back to the highest seq seen.
+            const want = ref.tally(slot, c.epoch === st.epoch ? c.seq : st.max);
+            assert.deepEqual(table.tallyCurrent(slot, c), want, `slot ${slot}`);
+          }
+        },
+      ),
+      { numRuns: 500 },
     );
   });
 });

@@ -16,17 +16,35 @@ export interface Tally {
   received: number;
 }
 
-export class SeqTracker {
-  private epoch: number | undefined;
-  /** Seqs above this count; undefined until the first quote of the window. */
-  private base: number | undefined;
-  /** Highest seq seen before measuring started. */
-  private pre: number | undefined;
+// A slot's row: its epoch (NaN before the first quote), the highest seq seen
+// in that epoch, the highest seq seen before measuring (NaN: none), the base
+// (seqs above it count; NaN until the window's first quote), and its single
+// run of received seqs [START, END] (NaN: none, or spilled to a list).
+const EPOCH = 0;
+const MAX = 1;
+const PRE = 2;
+const BASE = 3;
+const START = 4;
+const END = 5;
+const STRIDE = 6;
+
+/**
+ * The seqs of many symbols of one client, one row of numbers per symbol
+ * (slot) in a single Float64Array. The load generator runs this for every
+ * quote of every client (hundreds of thousands a second, on the machine that
+ * runs the gateway): a Map and four objects per client and symbol cost a
+ * cache miss each, which was a quarter of a load worker's CPU. In-order
+ * delivery touches one row; gaps and reordering move the symbol's runs to a
+ * list (rare).
+ */
+export class SeqTable {
+  private rows = new Float64Array(0);
+  /** Runs of the slots whose seqs did not arrive in order: [start, end, start, end, ...]. */
+  private readonly spilled = new Map<number, number[]>();
   private measuring: boolean;
-  private runs: number[] = [];
-  private closed: Tally = { expected: 0, received: 0 };
-  /** Highest seq seen in the current epoch. */
-  maxSeen = 0;
+  /** What closed epochs reached, over all slots (a tally does not depend on their cut-offs). */
+  private closedExpected = 0;
+  private closedReceived = 0;
   duplicates = 0;
   outOfOrder = 0;
 
@@ -34,61 +52,106 @@ export class SeqTracker {
     this.measuring = measuring;
   }
 
-  get currentEpoch(): number | undefined {
-    return this.epoch;
-  }
-
-  /** Measuring starts: seqs after the last one already held count from now on. */
+  /** Measuring starts: each slot's seqs after the last one already held count from now on. */
   startMeasuring(): void {
     if (this.measuring) return;
     this.measuring = true;
-    this.base = this.pre;
+    const r = this.rows;
+    for (let i = 0; i < r.length; i += STRIDE) r[i + BASE] = r[i + PRE]!;
   }
 
-  /** A live quote (in a `quotes` frame). */
-  quote(epoch: number, seq: number): void {
-    this.observe(epoch, seq, false);
+  /** Whether the slot has seen a quote. */
+  has(slot: number): boolean {
+    const i = slot * STRIDE;
+    return i < this.rows.length && !Number.isNaN(this.rows[i + EPOCH]);
   }
 
-  /** A snapshot quote: state, not a tick. It sets the base when the client has none yet. */
-  snapshot(epoch: number, seq: number): void {
-    this.observe(epoch, seq, true);
+  /** The slot's epoch, undefined before its first quote. */
+  epochOf(slot: number): number | undefined {
+    return this.has(slot) ? this.rows[slot * STRIDE + EPOCH] : undefined;
   }
 
-  private observe(epoch: number, seq: number, isSnapshot: boolean): void {
-    if (this.epoch !== undefined && epoch !== this.epoch) {
+  /** Highest seq the slot has seen in its current epoch (0 before any). */
+  maxSeenOf(slot: number): number {
+    return this.has(slot) ? this.rows[slot * STRIDE + MAX]! : 0;
+  }
+
+  /** Slots that have seen a quote, ascending. */
+  *slots(): IterableIterator<number> {
+    for (let slot = 0; slot * STRIDE < this.rows.length; slot++) if (this.has(slot)) yield slot;
+  }
+
+  /**
+   * A live quote (in a `quotes` frame). True when it is the slot's latest
+   * state: the first of its epoch, or no older than any seen.
+   */
+  quote(slot: number, epoch: number, seq: number): boolean {
+    return this.observe(slot, epoch, seq, false);
+  }
+
+  /** A snapshot quote: state, not a tick. It sets the base when the slot has none yet. */
+  snapshot(slot: number, epoch: number, seq: number): boolean {
+    return this.observe(slot, epoch, seq, true);
+  }
+
+  private observe(slot: number, epoch: number, seq: number, isSnapshot: boolean): boolean {
+    const i = slot * STRIDE;
+    if (i >= this.rows.length) this.grow(slot);
+    const r = this.rows;
+    const current = r[i + EPOCH]!;
+    const newest = current !== epoch || seq >= r[i + MAX]!;
+    if (current !== epoch && !Number.isNaN(current)) {
       // A new epoch restarts the seq space: close the old segment at what it reached.
-      const t = this.tallyCurrent(this.maxSeen);
-      this.closed.expected += t.expected;
-      this.closed.received += t.received;
-      this.runs = [];
-      this.base = undefined;
-      this.pre = undefined;
-      this.maxSeen = 0;
+      this.closedExpected += this.expectedUpTo(i, r[i + MAX]!);
+      this.closedReceived += this.receivedUpTo(slot, r[i + MAX]!);
+      r[i + MAX] = 0;
+      r[i + PRE] = r[i + BASE] = r[i + START] = r[i + END] = NaN;
+      this.spilled.delete(slot);
     }
-    this.epoch = epoch;
-    if (seq > this.maxSeen) this.maxSeen = seq;
+    r[i + EPOCH] = epoch;
+    if (seq > r[i + MAX]!) r[i + MAX] = seq;
     if (!this.measuring) {
-      if (this.pre === undefined || seq > this.pre) this.pre = seq;
-      return;
+      const pre = r[i + PRE]!;
+      if (Number.isNaN(pre) || seq > pre) r[i + PRE] = seq;
+      return newest;
     }
-    if (this.base === undefined) {
+    let base = r[i + BASE]!;
+    if (Number.isNaN(base)) {
       // First quote of the window: a snapshot is the starting state; a live
       // quote is the first delivered tick.
-      this.base = isSnapshot ? seq : seq - 1;
-      if (isSnapshot) return;
+      base = r[i + BASE] = isSnapshot ? seq : seq - 1;
+      if (isSnapshot) return newest;
     }
-    if (seq <= this.base) return;
-    this.insert(seq);
+    if (seq <= base) return newest;
+    const end = r[i + END]!;
+    if (seq === end + 1) {
+      r[i + END] = seq; // in order: the common case
+      return newest;
+    }
+    if (Number.isNaN(end)) {
+      const runs = this.spilled.get(slot);
+      if (runs) this.insert(runs, seq);
+      else r[i + START] = r[i + END] = seq;
+      return newest;
+    }
+    // Out of the single run: keep this slot's runs in a list from now on.
+    const runs = [r[i + START]!, end];
+    r[i + START] = r[i + END] = NaN;
+    this.spilled.set(slot, runs);
+    this.insert(runs, seq);
+    return newest;
   }
 
-  private insert(seq: number): void {
-    const r = this.runs;
+  private grow(slot: number): void {
+    const rows = new Float64Array(Math.max(slot + 1, (this.rows.length / STRIDE) * 2, 8) * STRIDE);
+    rows.fill(NaN);
+    for (let i = MAX; i < rows.length; i += STRIDE) rows[i] = 0;
+    rows.set(this.rows);
+    this.rows = rows;
+  }
+
+  private insert(r: number[], seq: number): void {
     const n = r.length;
-    if (n === 0) {
-      r.push(seq, seq);
-      return;
-    }
     const lastEnd = r[n - 1]!;
     if (seq === lastEnd + 1) {
       r[n - 1] = seq;
@@ -98,7 +161,7 @@ export class SeqTracker {
       r.push(seq, seq);
       return;
     }
-    // Rare: a seq at or below the newest one.
+    // A seq at or below the newest one.
     for (let i = n - 2; i >= 0; i -= 2) {
       const start = r[i]!;
       const end = r[i + 1]!;
@@ -123,26 +186,84 @@ export class SeqTracker {
     else r.unshift(seq, seq);
   }
 
-  private tallyCurrent(cutoff: number): Tally {
-    if (this.base === undefined || cutoff <= this.base) return { expected: 0, received: 0 };
+  private expectedUpTo(i: number, cutoff: number): number {
+    const base = this.rows[i + BASE]!;
+    return Number.isNaN(base) || cutoff <= base ? 0 : cutoff - base;
+  }
+
+  private receivedUpTo(slot: number, cutoff: number): number {
+    const i = slot * STRIDE;
+    const base = this.rows[i + BASE]!;
+    if (Number.isNaN(base) || cutoff <= base) return 0;
+    const runs = this.spilled.get(slot) ?? [this.rows[i + START]!, this.rows[i + END]!];
     let received = 0;
-    for (let i = 0; i < this.runs.length; i += 2) {
-      const start = this.runs[i]!;
-      const end = Math.min(this.runs[i + 1]!, cutoff);
-      if (end >= start) received += end - start + 1;
+    for (let k = 0; k < runs.length; k += 2) {
+      const end = Math.min(runs[k + 1]!, cutoff);
+      if (end >= runs[k]!) received += end - runs[k]! + 1; // false for NaN: no run
     }
-    return { expected: cutoff - this.base, received };
+    return received;
+  }
+
+  /** What closed epochs (of any slot) reached: add it once to the slots' tallies. */
+  get closed(): Tally {
+    return { expected: this.closedExpected, received: this.closedReceived };
   }
 
   /**
-   * Expected and received seqs up to the cut-off. Without a cut-off for this
-   * epoch, the highest seq this client saw is used (a weaker check: losses at
-   * the very end are not seen).
+   * The slot's expected and received seqs in its current epoch, up to the
+   * cut-off. Without a cut-off for this epoch, the highest seq the slot saw is
+   * used (a weaker check: losses at the very end are not seen).
    */
+  tallyCurrent(slot: number, cutoff?: SeqCutoff): Tally {
+    if (!this.has(slot)) return { expected: 0, received: 0 };
+    const i = slot * STRIDE;
+    const c =
+      cutoff !== undefined && cutoff.epoch === this.rows[i + EPOCH] ? cutoff.seq : this.rows[i + MAX]!;
+    return { expected: this.expectedUpTo(i, c), received: this.receivedUpTo(slot, c) };
+  }
+}
+
+/** The seqs of one symbol: a SeqTable of one slot. */
+export class SeqTracker {
+  private readonly table: SeqTable;
+
+  constructor(measuring = false) {
+    this.table = new SeqTable(measuring);
+  }
+
+  get currentEpoch(): number | undefined {
+    return this.table.epochOf(0);
+  }
+
+  get maxSeen(): number {
+    return this.table.maxSeenOf(0);
+  }
+
+  get duplicates(): number {
+    return this.table.duplicates;
+  }
+
+  get outOfOrder(): number {
+    return this.table.outOfOrder;
+  }
+
+  startMeasuring(): void {
+    this.table.startMeasuring();
+  }
+
+  quote(epoch: number, seq: number): void {
+    this.table.quote(0, epoch, seq);
+  }
+
+  snapshot(epoch: number, seq: number): void {
+    this.table.snapshot(0, epoch, seq);
+  }
+
+  /** Expected and received seqs up to the cut-off, closed epochs included. */
   tally(cutoff?: SeqCutoff): Tally {
-    const c = cutoff !== undefined && cutoff.epoch === this.epoch ? cutoff.seq : this.maxSeen;
-    const t = this.tallyCurrent(c);
-    return { expected: this.closed.expected + t.expected, received: this.closed.received + t.received };
+    const t = this.table.tallyCurrent(0, cutoff);
+    const closed = this.table.closed;
+    return { expected: closed.expected + t.expected, received: closed.received + t.received };
   }
 }
 

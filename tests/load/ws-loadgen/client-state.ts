@@ -4,9 +4,9 @@
 // its event time (`ts`), and keeps the latest state per symbol. Pure: the
 // worker feeds it text frames and the receive time; frames are decoded by a
 // FrameDecoder shared by the worker's clients (frame-decoder.ts).
-import { SeqTracker, type SeqCutoff, type Tally } from '../lib/delivery.js';
+import { SeqTable, type SeqCutoff, type Tally } from '../lib/delivery.js';
 import { newLatencyHistogram, type Histogram } from '../lib/histogram.js';
-import { FrameDecoder, type DecodedFrame, type DecodedQuote } from './frame-decoder.js';
+import { FrameDecoder, symbolSlots, type DecodedFrame } from './frame-decoder.js';
 
 /** Counters shared by all clients of one worker (reset when measuring starts). */
 export class WorkerStats {
@@ -40,28 +40,17 @@ export interface SymbolState {
   volume: number;
 }
 
-/** What a client tracks per symbol: one map lookup per quote. */
-interface SymbolSlot {
-  tracker: SeqTracker;
-  /**
-   * The quote that set the latest state: a reference to the decode shared by
-   * the worker's clients (read-only), so keeping it writes nothing per client
-   * but this pointer, and the reads hit memory every client uses.
-   */
-  latest: DecodedQuote | undefined;
-}
-
-const stateOf = (q: DecodedQuote): SymbolState => ({
-  epoch: q.epoch,
-  seq: q.seq,
-  last: q.last,
-  volume: q.volume,
-});
-
 export class ClientState {
   welcomed = false;
   subscribed = false;
-  private readonly slots = new Map<string, SymbolSlot>();
+  /** Seqs per symbol slot (symbolSlots); the latest state's epoch and seq are the slot's epoch and highest seq. */
+  private readonly seqs: SeqTable;
+  /**
+   * The latest state's last and volume per slot: [last, volume, last, volume, ...].
+   * Numbers in one array rather than a reference per symbol: nothing per
+   * quote for the garbage collector to trace.
+   */
+  private lastVolume = new Float64Array(0);
 
   constructor(
     private readonly stats: WorkerStats,
@@ -70,18 +59,29 @@ export class ClientState {
     private readonly onReply?: (id: unknown) => void,
     /** Shared by the clients of a worker, so identical frames are parsed once. */
     private readonly decoder: FrameDecoder = new FrameDecoder(),
-  ) {}
+  ) {
+    this.seqs = new SeqTable(stats.measuring);
+  }
 
   /** The latest state per symbol (built on demand: read at marks and at the end). */
   get latest(): Map<string, SymbolState> {
     const out = new Map<string, SymbolState>();
-    for (const [symbol, slot] of this.slots) if (slot.latest) out.set(symbol, stateOf(slot.latest));
+    for (const slot of this.seqs.slots()) out.set(symbolSlots.symbolAt(slot), this.stateAt(slot));
     return out;
+  }
+
+  private stateAt(slot: number): SymbolState {
+    return {
+      epoch: this.seqs.epochOf(slot)!,
+      seq: this.seqs.maxSeenOf(slot),
+      last: this.lastVolume[slot * 2]!,
+      volume: this.lastVolume[slot * 2 + 1]!,
+    };
   }
 
   /** Measuring starts: each symbol counts from the seq this client holds now. */
   startMeasuring(): void {
-    for (const slot of this.slots.values()) slot.tracker.startMeasuring();
+    this.seqs.startMeasuring();
   }
 
   /** binary: a frame of the tickmesh.v1.proto encoding. */
@@ -131,16 +131,15 @@ export class ClientState {
   private quotes(msg: DecodedFrame, nowUs: number, isSnapshot: boolean): void {
     const s = this.stats;
     s.badFrames += msg.badQuotes;
+    const seqs = this.seqs;
     for (const q of msg.quotes) {
-      let slot = this.slots.get(q.symbol);
-      if (!slot) {
-        slot = { tracker: new SeqTracker(s.measuring), latest: undefined };
-        this.slots.set(q.symbol, slot);
+      const slot = q.slot;
+      const newest = isSnapshot ? seqs.snapshot(slot, q.epoch, q.seq) : seqs.quote(slot, q.epoch, q.seq);
+      if (newest) {
+        if (slot * 2 >= this.lastVolume.length) this.growLastVolume(slot);
+        this.lastVolume[slot * 2] = q.last;
+        this.lastVolume[slot * 2 + 1] = q.volume;
       }
-      if (isSnapshot) slot.tracker.snapshot(q.epoch, q.seq);
-      else slot.tracker.quote(q.epoch, q.seq);
-      const l = slot.latest;
-      if (!l || l.epoch !== q.epoch || q.seq >= l.seq) slot.latest = q;
     }
     if (isSnapshot || !s.measuring) return;
     s.quotes += msg.quotes.length;
@@ -149,12 +148,17 @@ export class ClientState {
       s.delay.recordValueWithCount(Math.max(1, Math.round(nowUs - t.tsUs)), t.count);
   }
 
+  private growLastVolume(slot: number): void {
+    const grown = new Float64Array(Math.max((slot + 1) * 2, this.lastVolume.length * 2, 16));
+    grown.set(this.lastVolume);
+    this.lastVolume = grown;
+  }
+
   /** Expected and received seqs over this client's symbols. */
   tally(cutoffs: Record<string, SeqCutoff>): Tally {
-    let expected = 0;
-    let received = 0;
-    for (const [symbol, slot] of this.slots) {
-      const x = slot.tracker.tally(cutoffs[symbol]);
+    let { expected, received } = this.seqs.closed;
+    for (const slot of this.seqs.slots()) {
+      const x = this.seqs.tallyCurrent(slot, cutoffs[symbolSlots.symbolAt(slot)]);
       expected += x.expected;
       received += x.received;
     }
@@ -165,7 +169,8 @@ export class ClientState {
   finalStateDiffs(expected: Record<string, SymbolState>): string[] {
     const diffs: string[] = [];
     for (const [symbol, want] of Object.entries(expected)) {
-      const got = this.slots.get(symbol)?.latest;
+      const slot = symbolSlots.find(symbol);
+      const got = slot !== undefined && this.seqs.has(slot) ? this.stateAt(slot) : undefined;
       if (
         !got ||
         got.epoch !== want.epoch ||

@@ -11,9 +11,42 @@ import { ServerMessage } from '../../../services/common/src/gen/tickmesh/gateway
 import { serverMessageBody } from '../../../services/gateway/src/proto-codec.js';
 import type { Quote } from '../../../services/common/src/gen/tickmesh/market/v1/market.js';
 
+/**
+ * Symbol → slot, for the whole process: a client keeps its per-symbol state
+ * in rows indexed by slot (delivery.ts SeqTable), so a decode resolves each
+ * symbol once for every client that reads the frame.
+ */
+export class SymbolSlots {
+  private readonly bySymbol = new Map<string, number>();
+  private readonly symbols: string[] = [];
+
+  slotOf(symbol: string): number {
+    let slot = this.bySymbol.get(symbol);
+    if (slot === undefined) {
+      slot = this.symbols.push(symbol) - 1;
+      this.bySymbol.set(symbol, slot);
+    }
+    return slot;
+  }
+
+  /** The slot's symbol (slots come from slotOf only). */
+  symbolAt(slot: number): string {
+    return this.symbols[slot]!;
+  }
+
+  /** The symbol's slot, undefined if no frame had it. */
+  find(symbol: string): number | undefined {
+    return this.bySymbol.get(symbol);
+  }
+}
+
+export const symbolSlots = new SymbolSlots();
+
 /** One quote as a load client needs it, checked once. */
 export interface DecodedQuote {
   symbol: string;
+  /** symbolSlots.slotOf(symbol). */
+  slot: number;
   seq: number;
   epoch: number;
   /** Event time in µs since the epoch, 0 when absent. */
@@ -96,6 +129,7 @@ export function decodeFrame(text: string): DecodedFrame {
       }
       quotes.push({
         symbol: q.symbol,
+        slot: symbolSlots.slotOf(q.symbol),
         seq: q.seq,
         epoch: q.epoch,
         tsUs: typeof q.ts === 'number' && q.ts > 0 ? q.ts * 1000 : 0,
@@ -137,6 +171,7 @@ export function decodeProtoFrame(data: Uint8Array): DecodedFrame {
   if (body.quotes) {
     out.quotes = body.quotes.map((q) => ({
       symbol: q.symbol,
+      slot: symbolSlots.slotOf(q.symbol),
       seq: q.seq,
       epoch: q.epoch,
       tsUs: q.eventTimeMs > 0 ? q.eventTimeMs * 1000 : 0,
