@@ -183,12 +183,17 @@ export const gatewayConfigSpec = {
   FANOUT_WINDOW_FACTOR: {
     schema: int(0, 100),
     default: '1',
-    doc: 'Extra wait between flushes = this x the recent fan-out CPU time (fan-out then takes at most ~1/(1+factor) of a core); 0: the next flush starts as soon as the previous one ended (natural batching)',
+    doc: 'Extra wait between fan-out passes = this x the recent CPU time of a pass (fan-out then takes at most ~1/(1+factor) of a core); 0: the next pass starts as soon as the previous one ended (natural batching)',
+  },
+  FANOUT_SLICE_CLIENTS: {
+    schema: int(1, 100_000),
+    default: '128',
+    doc: 'Clients a fan-out pass serves before it lets the event loop run (updates that arrive then reach the rest of the pass)',
   },
   FANOUT_MAX_PENDING: {
     schema: int(1, 1_000_000),
     default: '20000',
-    doc: 'Updates held for one batch at most (reached: flush now)',
+    doc: 'Updates held for the fan-out at most (reached: a whole pass runs at once)',
   },
 
   UPSTREAM_MAX_SYMBOLS: {

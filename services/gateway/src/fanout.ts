@@ -1,10 +1,19 @@
 // Fan-out of quote updates to WebSocket clients (docs/gateway.md "Fan-out").
 //
+//  - Updates go into one log, in order. A *pass* walks over every client in
+//    slices of `sliceClients`, yielding to the event loop between slices, and
+//    sends each client everything its subscription covers from its cursor in
+//    the log to the log's end at that moment; then its cursor is the end. So
+//    an update that arrives halfway through a pass still reaches the clients
+//    the pass has not visited yet, in this pass: a client waits at most about
+//    one pass for any update, where a flush of all clients at once would make
+//    it wait for the rest of the current flush and then for its place in the
+//    next one.
 //  - Clients with the same subscription (the same symbol set, or "*") share a
-//    group. Each flush builds ONE frame per group with that group's pending
-//    updates and hands the same bytes to every member: serialization cost
-//    follows groups, not clients.
-//  - Flushes are paced by FlushPacer: at once when idle, on a window that
+//    group; the clients of a group at the same cursor share ONE frame, built
+//    once, the same bytes to each: serialization cost follows groups, not
+//    clients.
+//  - Passes are paced by FlushPacer: at once when idle, on a window that
 //    widens with the fan-out cost under load (several quotes per frame).
 //  - Backpressure per client: while its socket backlog is above the high-water
 //    mark, or it reads more than maxReadLagMs behind (the transport's ping
@@ -100,9 +109,9 @@ export interface FanoutMetrics {
   /** Updates that a slow client will never see (replaced by a later one of the same symbol). */
   conflated(count: number): void;
   slowClientClosed(reason: 'timeout' | 'buffer'): void;
-  /** One flush: its duration and the window in force after it. */
+  /** One pass over all clients: its own duration, the window in force after it, the updates it completed. */
   flushed(durationMs: number, windowMs: number, updates: number): void;
-  /** Now minus the quote's event time when its flush finished, in ms. */
+  /** Now minus the quote's event time when the pass that sent it to every client finished, in ms. */
   tickToSend(ms: number): void;
 }
 
@@ -114,11 +123,14 @@ export interface FanoutOptions {
   maxReadLagMs: number;
   windowFactor: number;
   maxWindowMs: number;
+  /** Updates held in the log at most (reached: a whole pass runs at once). */
   maxPending: number;
+  /** Clients served between two turns of the event loop (default 128). */
+  sliceClients?: number;
   metrics?: FanoutMetrics;
   /** Wall clock (ms): event-time latency and lag timers. */
   now?: () => number;
-  /** CPU time the process has used (ms): what a flush cost, for the batching window. */
+  /** CPU time the process has used (ms): what a pass cost, for the batching window. */
   cpuClock?: () => number;
 }
 
@@ -136,8 +148,11 @@ interface BacklogItem {
 
 class Group {
   readonly members = new Set<FanoutClient>();
-  /** Updates for this group in the flush being built. */
-  batch: QuoteUpdate[] = [];
+  /** The frame of this group's updates in [cacheFrom, cacheEnd) of the log, built for the first member that needed it. */
+  cacheFrom = -1;
+  cacheEnd = -1;
+  cacheUpdates: QuoteUpdate[] = [];
+  cacheFrame: OutFrame | undefined;
   constructor(
     readonly key: string,
     readonly all: boolean,
@@ -145,14 +160,27 @@ class Group {
   ) {}
 }
 
+/** A pass over all clients in progress. */
+interface Pass {
+  readonly clients: IterableIterator<FanoutClient>;
+  /** The log's end when the pass started: every client is sent at least up to here. */
+  readonly startEnd: number;
+  wallMs: number;
+  cpuMs: number;
+  frames: number;
+  quotes: number;
+}
+
 export class FanoutClient {
   readonly symbols = new Set<string>();
   all = false;
   group: Group | undefined;
+  /** Position in the fan-out log up to which this client was sent (or deferred) its updates. */
+  cursor = 0;
   /** Set while the client is behind: latest update per symbol. */
   backlog: Map<string, BacklogItem> | undefined;
   laggingSince = 0;
-  /** Symbol -> seq sent in a snapshot since the last flush: older pending updates are not sent. */
+  /** Symbol -> seq sent in a snapshot since this client's last turn: older logged updates are not sent. */
   fresh: Map<string, number> | undefined;
   /** A resnapshot owed to a client that was behind when the upstream state was replaced. */
   owedResnapshot: ResnapshotReason | undefined;
@@ -173,29 +201,48 @@ export class FanoutClient {
 export class Fanout {
   private readonly clients = new Set<FanoutClient>();
   private readonly groups = new Map<string, Group>();
-  private readonly bySymbol = new Map<string, Set<Group>>();
   private allGroup: Group | undefined;
-  private pending: QuoteUpdate[] = [];
-  private flushScheduled = false;
-  private flushTimer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  /** Updates not yet sent to every client; log[0] is at position logBase. */
+  private log: QuoteUpdate[] = [];
+  private logBase = 0;
+  /** Updates before this position have been reported to tickToSend. */
+  private reportedTo = 0;
+  private pass: Pass | undefined;
+  private passScheduled = false;
+  private passTimer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   private readonly pacer: FlushPacer;
+  private readonly sliceClients: number;
   private readonly laggards = new Set<FanoutClient>();
   private laggardTimer: NodeJS.Timeout | undefined;
   private readonly freshClients = new Set<FanoutClient>();
   private readonly now: () => number;
   private readonly cpuClock: () => number;
   private readonly measureCpu: boolean;
-  private readonly flushBound = () => this.flush();
+  private readonly startPassBound = () => {
+    this.passScheduled = false;
+    this.passTimer = undefined;
+    this.startPass();
+  };
+  private readonly stepBound = () => {
+    this.passTimer = undefined;
+    this.step();
+  };
 
   constructor(
     private readonly source: QuoteSource,
     private readonly opts: FanoutOptions,
   ) {
     this.pacer = new FlushPacer({ factor: opts.windowFactor, maxWindowMs: opts.maxWindowMs });
+    this.sliceClients = Math.max(1, opts.sliceClients ?? 128);
     this.now = opts.now ?? Date.now;
     this.cpuClock = opts.cpuClock ?? processCpuMs;
-    // With factor 0 the window is 0 whatever a flush costs: no clock reads.
+    // With factor 0 the window is 0 whatever a pass costs: no clock reads.
     this.measureCpu = opts.windowFactor > 0;
+  }
+
+  /** The log position after the newest update. */
+  private get end(): number {
+    return this.logBase + this.log.length;
   }
 
   get clientCount(): number {
@@ -210,8 +257,9 @@ export class Fanout {
     return this.laggards.size;
   }
 
+  /** Updates not yet sent to every client. */
   get pendingCount(): number {
-    return this.pending.length;
+    return this.log.length;
   }
 
   get windowMs(): number {
@@ -246,6 +294,10 @@ export class Fanout {
     const added = symbols.filter((s) => !c.covers(s));
     for (const s of symbols) c.symbols.add(s);
     if (all) c.all = true;
+    // A first subscription starts at the log's end: its snapshot covers the
+    // rest. A wider one keeps its cursor: what is logged for the symbols it
+    // had is still owed, and the fresh map below filters the added ones.
+    if (!c.group) c.cursor = this.end;
     this.regroup(c);
     const { entries, missing } = this.snapshotEntries(newAll, added);
     const fresh = c.fresh ?? new Map<string, number>();
@@ -267,12 +319,12 @@ export class Fanout {
     if (c.fresh) for (const s of c.fresh.keys()) if (!c.covers(s)) c.fresh.delete(s);
   }
 
-  /** Queues updates for the next flush (in order; each is delivered, never merged, unless a client is slow). */
+  /** Logs updates for the next pass (in order; each is delivered, never merged, unless a client is slow). */
   publish(updates: readonly QuoteUpdate[]): void {
     if (updates.length === 0) return;
-    for (const u of updates) this.pending.push(u);
-    if (this.pending.length >= this.opts.maxPending) {
-      // Bounded: flush now instead of holding more.
+    for (const u of updates) this.log.push(u);
+    if (this.log.length >= this.opts.maxPending) {
+      // Bounded: send everything now instead of holding more.
       this.flush();
       return;
     }
@@ -281,11 +333,12 @@ export class Fanout {
 
   /**
    * The upstream state was replaced (new epoch, or recovery after a break):
-   * pending updates are obsolete; every subscribed client gets a
+   * logged updates are obsolete; every subscribed client gets a
    * `resnapshot` notice and then a snapshot of all its symbols.
    */
   resync(reason: ResnapshotReason): void {
-    this.pending = [];
+    this.reportedTo = this.logBase = this.end;
+    this.log = [];
     for (const c of this.freshClients) c.fresh = undefined;
     this.freshClients.clear();
     const notice = OutFrame.text(resnapshotMessage(reason, this.source.epoch));
@@ -332,97 +385,165 @@ export class Fanout {
     c.lastSendMs = this.now();
   }
 
-  /** Flushes pending updates now (tests, shutdown). */
+  /** Sends every logged update to every client now, in one go (tests, shutdown, a full log). */
   flushNow(): void {
     this.flush();
   }
 
   stop(): void {
-    if (this.flushTimer) {
-      clearTimeout(this.flushTimer as NodeJS.Timeout);
-      clearImmediate(this.flushTimer as NodeJS.Immediate);
-    }
+    this.cancelTimer();
+    this.passScheduled = false;
+    this.pass = undefined;
     if (this.laggardTimer) clearInterval(this.laggardTimer);
     this.laggardTimer = undefined;
-    this.pending = [];
+    this.log = [];
+    this.reportedTo = this.logBase = this.end;
   }
 
   // ---- internals -----------------------------------------------------------
 
-  private schedule(): void {
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    const delay = this.pacer.delayMs(performance.now());
-    this.flushTimer = delay < 1 ? setImmediate(this.flushBound) : setTimeout(this.flushBound, delay);
+  private cancelTimer(): void {
+    if (!this.passTimer) return;
+    clearTimeout(this.passTimer as NodeJS.Timeout);
+    clearImmediate(this.passTimer as NodeJS.Immediate);
+    this.passTimer = undefined;
   }
 
+  /** A pass is due: now when idle, after the pacer's window under load; nothing while one runs. */
+  private schedule(): void {
+    if (this.pass || this.passScheduled) return;
+    this.passScheduled = true;
+    const delay = this.pacer.delayMs(performance.now());
+    this.passTimer = delay < 1 ? setImmediate(this.startPassBound) : setTimeout(this.startPassBound, delay);
+  }
+
+  /** Finishes the pass in progress and runs one more over all clients, without yielding. */
   private flush(): void {
-    if (this.flushScheduled) {
-      this.flushScheduled = false;
-      clearTimeout(this.flushTimer as NodeJS.Timeout);
-      clearImmediate(this.flushTimer as NodeJS.Immediate);
-      this.flushTimer = undefined;
-    }
-    const updates = this.pending;
-    if (updates.length === 0) return;
-    this.pending = [];
+    this.cancelTimer();
+    this.passScheduled = false;
+    if (this.pass) this.drain(this.pass);
+    if (this.log.length === 0) return;
+    this.pass = this.newPass();
+    this.drain(this.pass);
+  }
+
+  private drain(pass: Pass): void {
+    while (this.pass === pass) this.slice(pass, Infinity);
+  }
+
+  private newPass(): Pass {
+    return { clients: this.clients.values(), startEnd: this.end, wallMs: 0, cpuMs: 0, frames: 0, quotes: 0 };
+  }
+
+  private startPass(): void {
+    if (this.pass || this.log.length === 0) return;
+    this.pass = this.newPass();
+    this.step();
+  }
+
+  /** One slice of the pass, then a turn of the event loop (new updates join the rest of this pass). */
+  private step(): void {
+    const pass = this.pass;
+    if (!pass) return;
+    this.slice(pass, this.sliceClients);
+    if (this.pass === pass) this.passTimer = setImmediate(this.stepBound);
+  }
+
+  /** Serves up to `count` clients of the pass; ends the pass when none are left. */
+  private slice(pass: Pass, count: number): void {
     const started = performance.now();
     const cpuStarted = this.measureCpu ? this.cpuClock() : 0;
     const nowMs = this.now();
-
-    // Distribute the updates to the groups that want them, in order.
-    const touched: Group[] = [];
-    if (this.allGroup) {
-      this.allGroup.batch = updates;
-      touched.push(this.allGroup);
-    }
-    for (const u of updates) {
-      const groups = this.bySymbol.get(u.symbol);
-      if (!groups) continue;
-      for (const g of groups) {
-        if (g.batch.length === 0) touched.push(g);
-        g.batch.push(u);
+    let done = false;
+    for (let n = 0; n < count; n++) {
+      const next = pass.clients.next();
+      if (next.done) {
+        done = true;
+        break;
       }
+      this.serve(next.value, pass, nowMs);
     }
-
-    let frames = 0;
-    let quotes = 0;
-    for (const g of touched) {
-      const batch = g.batch;
-      g.batch = [];
-      const frame = OutFrame.quotes(batch);
-      for (const c of g.members) {
-        const n = this.deliver(c, batch, frame, nowMs);
-        if (n > 0) {
-          frames++;
-          quotes += n;
-        }
-      }
-    }
-    for (const c of this.freshClients) c.fresh = undefined;
-    this.freshClients.clear();
-
-    const ended = performance.now();
-    this.pacer.record(started, ended, this.measureCpu ? this.cpuClock() - cpuStarted : undefined);
-    const m = this.opts.metrics;
-    if (m) {
-      m.sent(frames, quotes);
-      m.flushed(ended - started, this.pacer.windowMs, updates.length);
-      const doneMs = this.now();
-      for (const u of updates) m.tickToSend(doneMs - u.ts);
-    }
-    if (this.laggards.size > 0) this.sweep();
+    pass.wallMs += performance.now() - started;
+    if (this.measureCpu) pass.cpuMs += this.cpuClock() - cpuStarted;
+    if (done) this.endPass(pass);
   }
 
-  /** Sends a group frame to one client, or defers its updates when it is behind. Returns quotes sent. */
-  private deliver(c: FanoutClient, batch: QuoteUpdate[], frame: OutFrame, nowMs: number): number {
+  /** Sends one client what its subscription covers from its cursor to the log's end. */
+  private serve(c: FanoutClient, pass: Pass, nowMs: number): void {
+    const g = c.group;
+    const end = this.end;
+    const from = Math.max(c.cursor, this.logBase);
+    c.cursor = end;
+    if (!g || from >= end) return;
+    if (g.cacheFrom !== from || g.cacheEnd !== end) {
+      g.cacheFrom = from;
+      g.cacheEnd = end;
+      g.cacheUpdates = this.updatesFor(g, from - this.logBase);
+      g.cacheFrame = undefined;
+    }
+    const updates = g.cacheUpdates;
+    if (updates.length === 0) return;
+    const fresh = c.fresh;
+    if (fresh) {
+      // Its cursor is now past its snapshot: the filter is needed this once.
+      c.fresh = undefined;
+      this.freshClients.delete(c);
+    }
+    const n = this.deliver(c, g, updates, fresh, nowMs);
+    if (n > 0) {
+      pass.frames++;
+      pass.quotes += n;
+    }
+  }
+
+  /** The group's updates from log index `i` on, in order. */
+  private updatesFor(g: Group, i: number): QuoteUpdate[] {
+    if (g.all) return this.log.slice(i); // a copy: frames keep their quotes, the log grows
+    const out: QuoteUpdate[] = [];
+    for (let k = i; k < this.log.length; k++) if (g.symbols.has(this.log[k]!.symbol)) out.push(this.log[k]!);
+    return out;
+  }
+
+  private endPass(pass: Pass): void {
+    this.pass = undefined;
+    // Every client has been sent everything up to the pass's start.
+    this.pacer.record(
+      performance.now() - pass.wallMs,
+      performance.now(),
+      this.measureCpu ? pass.cpuMs : undefined,
+    );
+    const m = this.opts.metrics;
+    if (m) {
+      m.sent(pass.frames, pass.quotes);
+      m.flushed(pass.wallMs, this.pacer.windowMs, pass.startEnd - this.reportedTo);
+      const doneMs = this.now();
+      for (let p = Math.max(this.reportedTo, this.logBase); p < pass.startEnd; p++)
+        m.tickToSend(doneMs - this.log[p - this.logBase]!.ts);
+    }
+    this.reportedTo = Math.max(this.reportedTo, pass.startEnd);
+    const sent = pass.startEnd - this.logBase;
+    if (sent > 0) {
+      this.log = this.log.slice(sent);
+      this.logBase = pass.startEnd;
+    }
+    if (this.laggards.size > 0) this.sweep();
+    if (this.log.length > 0) this.schedule();
+  }
+
+  /** Sends a group's updates to one client (the group's shared frame when it can), or defers them when it is behind. Returns quotes sent. */
+  private deliver(
+    c: FanoutClient,
+    g: Group,
+    batch: QuoteUpdate[],
+    fresh: Map<string, number> | undefined,
+    nowMs: number,
+  ): number {
     const t = c.transport;
     if (!t.isOpen) return 0;
     let updates = batch;
-    let out: OutFrame | undefined = frame;
-    if (c.fresh) {
+    let shared = true;
+    if (fresh) {
       // Just subscribed: drop what its snapshot already covered.
-      const fresh = c.fresh;
       const kept = batch.filter((u) => {
         const seen = fresh.get(u.symbol);
         return seen === undefined || u.seq > seen;
@@ -430,7 +551,7 @@ export class Fanout {
       if (kept.length !== batch.length) {
         if (kept.length === 0) return 0;
         updates = kept;
-        out = undefined;
+        shared = false;
       }
     }
     const buffered = t.bufferedAmount;
@@ -442,7 +563,7 @@ export class Fanout {
       this.defer(c, updates, nowMs);
       return 0;
     }
-    out ??= OutFrame.quotes(updates);
+    const out = shared ? (g.cacheFrame ??= OutFrame.quotes(updates)) : OutFrame.quotes(updates);
     t.send(out);
     c.lastSendMs = nowMs;
     return updates.length;
@@ -563,12 +684,6 @@ export class Fanout {
       g = new Group(key, c.all, c.all ? new Set() : new Set(c.symbols));
       this.groups.set(key, g);
       if (g.all) this.allGroup = g;
-      else
-        for (const s of g.symbols) {
-          let set = this.bySymbol.get(s);
-          if (!set) this.bySymbol.set(s, (set = new Set()));
-          set.add(g);
-        }
     }
     g.members.add(c);
     c.group = g;
@@ -582,11 +697,5 @@ export class Fanout {
     if (g.members.size > 0) return;
     this.groups.delete(g.key);
     if (g === this.allGroup) this.allGroup = undefined;
-    for (const s of g.symbols) {
-      const set = this.bySymbol.get(s);
-      if (!set) continue;
-      set.delete(g);
-      if (set.size === 0) this.bySymbol.delete(s);
-    }
   }
 }

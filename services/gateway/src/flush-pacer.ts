@@ -1,24 +1,24 @@
 // The adaptive batching window of the fan-out (docs/gateway.md "Batching").
 //
-// Rule: the next flush starts no earlier than `window` after the previous one
-// ended, where window = factor x (moving average of recent flush costs),
-// capped at maxWindowMs. A flush's cost is the CPU time the process spent
-// handing the frames of all clients to their sockets (never more than its
-// wall time), so it grows with clients and update rate. CPU time, not wall
-// time: on a busy machine a flush that is preempted halfway lasts longer
+// Rule: the next fan-out pass starts no earlier than `window` after the
+// previous one ended, where window = factor x (moving average of recent pass
+// costs), capped at maxWindowMs. A pass's cost is the CPU time the process
+// spent handing the frames of all clients to their sockets (never more than
+// its wall time), so it grows with clients and update rate. CPU time, not wall
+// time: on a busy machine a pass that is preempted halfway lasts longer
 // without costing more, and a wall-clock window would then make the gateway
 // idle for time it never used, falling further behind the more the machine
 // is shared. Consequences:
-//  - idle or light load: flushes take microseconds, the window is ~0 and an
+//  - idle or light load: passes take microseconds, the window is ~0 and an
 //    update goes out on the next turn of the event loop;
-//  - heavy load: every frame carries all updates that arrived since the
-//    previous flush started, so frames per client per second fall as load
-//    rises. With factor 0 that is the whole batching: the next flush starts
-//    when the previous one ended, and the interval between a client's frames
-//    is the fan-out time itself. A factor f > 0 (default 1) adds f x that time
-//    of idling, capping fan-out at ~1/(1+f) of a core and so leaving the rest
-//    to handshakes, client messages and whatever shares the machine, for
-//    larger frames and more latency;
+//  - heavy load: each client's frame carries all updates that arrived since
+//    its previous frame, so frames per client per second fall as load rises.
+//    With factor 0 that is the whole batching: the next pass starts when the
+//    previous one ended, and the interval between a client's frames is the
+//    fan-out time itself. A factor f > 0 adds f x that time of idling,
+//    capping fan-out at ~1/(1+f) of a core and so leaving the rest to
+//    handshakes, client messages and whatever shares the machine, for larger
+//    frames and more latency;
 //  - the cap bounds the latency the window itself adds.
 export class FlushPacer {
   private avgMs = 0;
@@ -34,8 +34,9 @@ export class FlushPacer {
   ) {}
 
   /**
-   * Records a flush that ran from startMs to endMs (monotonic clock) using
-   * cpuMs of CPU time (the wall time when not given).
+   * Records a pass that ran for endMs - startMs of its own (monotonic
+   * clock; not counting the turns it yielded), ending at endMs, using cpuMs
+   * of CPU time (the wall time when not given).
    */
   record(startMs: number, endMs: number, cpuMs?: number): void {
     const wall = Math.max(0, endMs - startMs);

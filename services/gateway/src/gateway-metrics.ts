@@ -1,5 +1,5 @@
 // Prometheus metrics of the gateway (served at /metrics with the process
-// defaults of the kit registry). Counters are bumped once per flush with
+// defaults of the kit registry). Counters are bumped once per fan-out pass with
 // totals, never once per recipient, to keep the fan-out loop cheap.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { FanoutMetrics } from './fanout.js';
@@ -96,13 +96,13 @@ export class GatewayMetrics implements FanoutMetrics {
     });
     this.tickToSendSeconds = new Histogram({
       name: 'tickmesh_gateway_tick_to_send_seconds',
-      help: 'Now minus the quote event time when its fan-out flush finished',
+      help: 'Now minus the quote event time when the fan-out pass that sent it to every client finished',
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5],
       registers,
     });
     this.flushSeconds = new Histogram({
       name: 'tickmesh_gateway_flush_seconds',
-      help: 'Time one fan-out flush took (all frames handed to sockets)',
+      help: 'Time one fan-out pass took over all clients (frames handed to sockets; the turns it yielded not counted)',
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
       registers,
     });

@@ -58,6 +58,7 @@ export async function startGateway(deps: GatewayDeps): Promise<RunningGateway> {
     windowFactor: config.FANOUT_WINDOW_FACTOR,
     maxWindowMs: config.FANOUT_MAX_WINDOW_MS,
     maxPending: config.FANOUT_MAX_PENDING,
+    sliceClients: config.FANOUT_SLICE_CLIENTS,
     metrics,
   });
   const feed = new UpstreamFeed(

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { Fanout, OutFrame, type ClientTransport, type FanoutMetrics } from '../src/fanout.js';
 import { QuoteMirror, type QuoteUpdate } from '../src/quote-mirror.js';
 import { appliedUpdates, quote } from './support/quotes.js';
@@ -415,4 +416,115 @@ void test('with factor 0 the next flush is not delayed and the CPU clock is neve
   assert.equal(fanout.windowMs, 0);
   assert.equal(reads, 0);
   fanout.stop();
+});
+
+/** One turn of the event loop: a pass in progress serves one more slice. */
+const turn = () => new Promise<void>((r) => setImmediate(r));
+
+const seqsOf = (t: FakeTransport) =>
+  t.take().map((m) => (m.quotes as Array<{ symbol: string; seq: number }>).map((q) => `${q.symbol}${q.seq}`));
+
+void test('an update that arrives halfway through a pass reaches the clients not yet served in that same pass', async () => {
+  const { fanout, tick } = setup({ windowFactor: 0, sliceClients: 1 });
+  const ts = [new FakeTransport(), new FakeTransport(), new FakeTransport()];
+  for (const t of ts) fanout.subscribe(fanout.addClient(t), [], true);
+  for (const t of ts) t.take();
+  fanout.publish([tick('A')]); // A2
+  await turn(); // the pass starts: client 0 is served
+  assert.deepEqual(seqsOf(ts[0]!), [['A2']]);
+  assert.equal(ts[1]!.frames.length, 0, 'not yet served');
+  fanout.publish([tick('B')]); // B2 arrives mid-pass
+  await turn();
+  await turn();
+  await turn();
+  assert.deepEqual(seqsOf(ts[1]!), [['A2', 'B2']], 'served after B2 arrived: both in one frame');
+  assert.deepEqual(seqsOf(ts[2]!), [['A2', 'B2']]);
+  assert.equal(ts[0]!.frames.length, 0, 'client 0 gets B2 in the next pass');
+  for (let i = 0; i < 5; i++) await turn();
+  assert.deepEqual(seqsOf(ts[0]!), [['B2']]);
+  assert.equal(ts[1]!.frames.length + ts[2]!.frames.length, 0, 'nothing sent twice');
+  assert.equal(fanout.pendingCount, 0, 'the log is emptied once every client is past it');
+  fanout.stop();
+});
+
+void test('members of a group served in the same slice share one frame', async () => {
+  const { fanout, tick } = setup({ windowFactor: 0, sliceClients: 2 });
+  const ts = [new FakeTransport(), new FakeTransport(), new FakeTransport(), new FakeTransport()];
+  for (const t of ts) fanout.subscribe(fanout.addClient(t), ['A'], false);
+  for (const t of ts) t.take();
+  fanout.publish([tick('A')]);
+  for (let i = 0; i < 4; i++) await turn();
+  assert.strictEqual(ts[0]!.frames[0], ts[1]!.frames[0]);
+  assert.strictEqual(ts[2]!.frames[0], ts[3]!.frames[0]);
+  fanout.stop();
+});
+
+void test('whatever the interleaving of updates, slices and subscriptions, each client sees each symbol gap-free and in order (property)', async () => {
+  const symbols = ['A', 'B', 'C'];
+  const op = fc.oneof(
+    fc.record({
+      kind: fc.constant('tick' as const),
+      symbol: fc.constantFrom(...symbols),
+      n: fc.integer({ min: 1, max: 3 }),
+    }),
+    fc.record({ kind: fc.constant('turn' as const) }),
+    fc.record({
+      kind: fc.constant('subscribe' as const),
+      client: fc.integer({ min: 0, max: 4 }),
+      symbols: fc.subarray(symbols, { minLength: 1 }),
+      all: fc.boolean(),
+    }),
+    fc.record({
+      kind: fc.constant('unsubscribe' as const),
+      client: fc.integer({ min: 0, max: 4 }),
+      symbol: fc.constantFrom(...symbols),
+    }),
+  );
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(op, { maxLength: 60 }),
+      fc.integer({ min: 1, max: 3 }),
+      async (ops, sliceClients) => {
+        const { fanout, tick, mirror } = setup({ windowFactor: 0, sliceClients });
+        const ts = Array.from({ length: 5 }, () => new FakeTransport());
+        const cs = ts.map((t) => fanout.addClient(t));
+        /** Per client and symbol: the last seq it saw, from a snapshot or an update. */
+        const seen = ts.map(() => new Map<string, number>());
+        const check = (i: number) => {
+          for (const m of ts[i]!.take()) {
+            for (const q of (m.quotes as Array<{ symbol: string; seq: number }> | undefined) ?? []) {
+              const last = seen[i]!.get(q.symbol);
+              if (m.type === 'snapshot') {
+                assert.ok(last === undefined || q.seq >= last, `client ${i} ${q.symbol}: snapshot went back`);
+              } else {
+                assert.ok(cs[i]!.covers(q.symbol), `client ${i} got ${q.symbol} unasked`);
+                assert.equal(q.seq, last! + 1, `client ${i} ${q.symbol}: ${last} then ${q.seq}`);
+              }
+              seen[i]!.set(q.symbol, q.seq);
+            }
+          }
+        };
+        for (const o of ops) {
+          if (o.kind === 'tick') fanout.publish(Array.from({ length: o.n }, () => tick(o.symbol)));
+          else if (o.kind === 'turn') await turn();
+          else if (o.kind === 'subscribe') fanout.subscribe(cs[o.client]!, o.symbols, o.all);
+          else {
+            fanout.unsubscribe(cs[o.client]!, [o.symbol], false);
+            // A later subscription starts from its snapshot.
+            if (!cs[o.client]!.covers(o.symbol)) seen[o.client]!.delete(o.symbol);
+          }
+          ts.forEach((_, i) => check(i));
+        }
+        fanout.flushNow();
+        ts.forEach((_, i) => check(i));
+        // After the flush every client holds the latest seq of each symbol it covers.
+        cs.forEach((c, i) => {
+          for (const s of symbols)
+            if (c.covers(s)) assert.equal(seen[i]!.get(s), mirror.get(s)!.seq, `client ${i} ${s} up to date`);
+        });
+        fanout.stop();
+      },
+    ),
+    { numRuns: 150 },
+  );
 });
