@@ -5,7 +5,7 @@
 // worker feeds it text frames and the receive time; frames are decoded by a
 // FrameDecoder shared by the worker's clients (frame-decoder.ts).
 import { SeqTable, type SeqCutoff, type Tally } from '../lib/delivery.js';
-import { newLatencyHistogram, type Histogram } from '../lib/histogram.js';
+import { LatencyRecorder, type Histogram } from '../lib/histogram.js';
 import { FrameDecoder, symbolSlots, type DecodedFrame } from './frame-decoder.js';
 
 /** Counters shared by all clients of one worker (reset when measuring starts). */
@@ -22,14 +22,19 @@ export class WorkerStats {
   notices = 0;
   badFrames = 0;
   errors: Record<string, number> = {};
-  delay: Histogram = newLatencyHistogram();
+  /** Quote delays in µs (read `delay` for the histogram). */
+  readonly delays = new LatencyRecorder();
+
+  get delay(): Histogram {
+    return this.delays.drained;
+  }
 
   startMeasuring(): void {
     this.measuring = true;
     this.frames = this.bytes = this.quoteFrames = this.quotes = this.conflated = 0;
     this.snapshots = this.heartbeats = this.resnapshots = this.notices = this.badFrames = 0;
     this.errors = {};
-    this.delay.reset();
+    this.delays.reset();
   }
 }
 
@@ -144,8 +149,7 @@ export class ClientState {
     if (isSnapshot || !s.measuring) return;
     s.quotes += msg.quotes.length;
     s.conflated += msg.conflatedCount;
-    for (const t of msg.eventTimes)
-      s.delay.recordValueWithCount(Math.max(1, Math.round(nowUs - t.tsUs)), t.count);
+    for (const t of msg.eventTimes) s.delays.record(Math.max(1, Math.round(nowUs - t.tsUs)), t.count);
   }
 
   private growLastVolume(slot: number): void {
