@@ -7,6 +7,7 @@
 // failed handshakes are reported beside the clients that never connected.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { WebSocket } from 'ws';
+import { LeanWebSocket, type LeanSocketEvents } from './lean-socket.js';
 import { summarizeDelivery, type SeqCutoff, type Tally } from '../lib/delivery.js';
 import { encodeHistogram, newLatencyHistogram } from '../lib/histogram.js';
 import { sourceAddress } from './addresses.js';
@@ -15,8 +16,41 @@ import { FrameDecoder } from './frame-decoder.js';
 import { clientMessageOf } from '../../../services/gateway/src/proto-codec.js';
 import type { FromWorker, ToWorker, WorkerConfig, WorkerMark, WorkerProgress } from './messages.js';
 
+/** What a load client needs from its connection (lean-socket.ts, or ws with BENCH_WS_CLIENT=ws). */
+interface ClientSocket {
+  send(data: string | Uint8Array): void;
+  close(code: number, reason: string): void;
+  terminate(): void;
+}
+
+/**
+ * The lean client by default; BENCH_WS_CLIENT=ws runs the same clients on the
+ * `ws` package, to compare what the client itself costs (docs/performance.md).
+ */
+function openSocket(cfg: WorkerConfig, index: number, on: LeanSocketEvents): ClientSocket {
+  const localAddress = sourceAddress(index, cfg.maxPerIp);
+  const maxPayload = 64 * 1024 * 1024;
+  if (process.env.BENCH_WS_CLIENT !== 'ws')
+    return new LeanWebSocket(
+      cfg.url,
+      { protocols: [cfg.subprotocol], localAddress, handshakeTimeoutMs: cfg.handshakeTimeoutMs, maxPayload },
+      on,
+    );
+  const ws = new WebSocket(cfg.url, [cfg.subprotocol], {
+    localAddress,
+    perMessageDeflate: false,
+    handshakeTimeout: cfg.handshakeTimeoutMs,
+    maxPayload,
+  });
+  ws.on('open', on.open);
+  ws.on('message', on.message);
+  ws.on('error', on.error);
+  ws.on('close', on.close);
+  return ws;
+}
+
 interface Client {
-  ws: WebSocket;
+  ws: ClientSocket;
   state: ClientState;
   opened: boolean;
   closed: boolean;
@@ -97,12 +131,6 @@ function progress(): WorkerProgress {
 function openClient(cfg: WorkerConfig, index: number): Promise<boolean> {
   return new Promise((resolve) => {
     const started = performance.now();
-    const ws = new WebSocket(cfg.url, [cfg.subprotocol], {
-      localAddress: sourceAddress(index, cfg.maxPerIp),
-      perMessageDeflate: false,
-      handshakeTimeout: cfg.handshakeTimeoutMs,
-      maxPayload: 64 * 1024 * 1024,
-    });
     const binary = cfg.subprotocol === PROTO_SUBPROTOCOL;
     const sendSubscribe = () =>
       ws.send(encodeOp(binary, { op: 'subscribe', id: SUBSCRIBE_ID, symbols: cfg.symbols }));
@@ -118,8 +146,6 @@ function openClient(cfg: WorkerConfig, index: number): Promise<boolean> {
       },
       decoder,
     );
-    const client: Client = { ws, state, opened: false, closed: false };
-    clients.push(client);
     let settled = false;
     const settle = () => {
       if (!settled) {
@@ -127,40 +153,44 @@ function openClient(cfg: WorkerConfig, index: number): Promise<boolean> {
         resolve(client.opened);
       }
     };
-    ws.on('open', () => {
-      client.opened = true;
-      connected++;
-      lastOpenAt = performance.now();
-      connectTimes.recordValue(Math.max(1, Math.round((lastOpenAt - started) * 1000)));
-      if (cfg.authToken) ws.send(encodeOp(binary, { op: 'auth', id: AUTH_ID, token: cfg.authToken }));
-      else subscribe();
-      settle();
-    });
-    ws.on('message', (data: Buffer, isBinary: boolean) => {
-      if (isBinary !== binary) {
-        stats.badFrames++;
-        return;
-      }
-      state.handleFrame(data, nowUs(), binary);
-    });
-    ws.on('error', (err: Error & { code?: string }) => {
-      bump(socketErrors, (err.code ?? err.message).slice(0, 120));
-      if (!client.opened) {
-        handshakeFailures++;
+    const ws = openSocket(cfg, index, {
+      open: () => {
+        client.opened = true;
+        connected++;
+        lastOpenAt = performance.now();
+        connectTimes.recordValue(Math.max(1, Math.round((lastOpenAt - started) * 1000)));
+        if (cfg.authToken) ws.send(encodeOp(binary, { op: 'auth', id: AUTH_ID, token: cfg.authToken }));
+        else subscribe();
         settle();
-      }
+      },
+      message: (data: Buffer, isBinary: boolean) => {
+        if (isBinary !== binary) {
+          stats.badFrames++;
+          return;
+        }
+        state.handleFrame(data, nowUs(), binary);
+      },
+      error: (err: Error & { code?: string }) => {
+        bump(socketErrors, (err.code ?? err.message).slice(0, 120));
+        if (!client.opened) {
+          handshakeFailures++;
+          settle();
+        }
+      },
+      close: (code: number) => {
+        client.closed = true;
+        if (!client.opened) {
+          settle();
+          return;
+        }
+        if (!stopping) {
+          closedEarly++;
+          bump(closeCodes, String(code));
+        }
+      },
     });
-    ws.on('close', (code: number) => {
-      client.closed = true;
-      if (!client.opened) {
-        settle();
-        return;
-      }
-      if (!stopping) {
-        closedEarly++;
-        bump(closeCodes, String(code));
-      }
-    });
+    const client: Client = { ws, state, opened: false, closed: false };
+    clients.push(client);
   });
 }
 
