@@ -182,8 +182,8 @@ export const gatewayConfigSpec = {
   },
   FANOUT_WINDOW_FACTOR: {
     schema: int(0, 100),
-    default: '1',
-    doc: 'Extra wait between fan-out passes = this x the recent CPU time of a pass (fan-out then takes at most ~1/(1+factor) of a core); 0: the next pass starts as soon as the previous one ended (natural batching)',
+    default: '0',
+    doc: 'Extra wait between fan-out passes = this x the recent CPU time of a pass (fan-out then takes at most ~1/(1+factor) of a core, for larger frames and more latency); 0: the next pass starts as soon as the previous one ended (natural batching)',
   },
   FANOUT_SLICE_CLIENTS: {
     schema: int(1, 100_000),

@@ -15,7 +15,7 @@
 //    its previous frame, so frames per client per second fall as load rises.
 //    With factor 0 that is the whole batching: the next pass starts when the
 //    previous one ended, and the interval between a client's frames is the
-//    fan-out time itself. A factor f > 0 adds f x that time of idling,
+//    fan-out time itself (the default). A factor f > 0 adds f x that time of idling,
 //    capping fan-out at ~1/(1+f) of a core and so leaving the rest to
 //    handshakes, client messages and whatever shares the machine, for larger
 //    frames and more latency;
