@@ -10,9 +10,12 @@
 //    it wait for the rest of the current flush and then for its place in the
 //    next one.
 //  - Clients with the same subscription (the same symbol set, or "*") share a
-//    group; the clients of a group at the same cursor share ONE frame, built
-//    once, the same bytes to each: serialization cost follows groups, not
-//    clients.
+//    group; each group keeps the positions of the logged updates it covers
+//    (found through a symbol -> groups index when they arrive), and the
+//    clients of a group at the same cursor share ONE frame, built once, the
+//    same bytes to each: serialization cost follows groups, not clients.
+//    Within a pass that is one frame per group and slice once updates arrive
+//    mid-pass (each slice sees a later log end).
 //  - Passes are paced by FlushPacer: at once when idle, on a window that
 //    widens with the fan-out cost under load (several quotes per frame).
 //  - Backpressure per client: while its socket backlog is above the high-water
@@ -148,6 +151,9 @@ interface BacklogItem {
 
 class Group {
   readonly members = new Set<FanoutClient>();
+  /** The logged updates this group covers, in order, and their log positions (ascending). */
+  updates: QuoteUpdate[] = [];
+  positions: number[] = [];
   /** The frame of this group's updates in [cacheFrom, cacheEnd) of the log, built for the first member that needed it. */
   cacheFrom = -1;
   cacheEnd = -1;
@@ -163,6 +169,8 @@ class Group {
 /** A pass over all clients in progress. */
 interface Pass {
   readonly clients: IterableIterator<FanoutClient>;
+  /** Clients left to serve: those present at the start (later ones start at the log's end anyway), so a connect storm cannot stretch a pass. */
+  remaining: number;
   /** The log's end when the pass started: every client is sent at least up to here. */
   readonly startEnd: number;
   wallMs: number;
@@ -201,6 +209,7 @@ export class FanoutClient {
 export class Fanout {
   private readonly clients = new Set<FanoutClient>();
   private readonly groups = new Map<string, Group>();
+  private readonly bySymbol = new Map<string, Set<Group>>();
   private allGroup: Group | undefined;
   /** Updates not yet sent to every client; log[0] is at position logBase. */
   private log: QuoteUpdate[] = [];
@@ -322,7 +331,13 @@ export class Fanout {
   /** Logs updates for the next pass (in order; each is delivered, never merged, unless a client is slow). */
   publish(updates: readonly QuoteUpdate[]): void {
     if (updates.length === 0) return;
-    for (const u of updates) this.log.push(u);
+    for (const u of updates) {
+      const position = this.end;
+      this.log.push(u);
+      if (this.allGroup) this.logTo(this.allGroup, u, position);
+      const groups = this.bySymbol.get(u.symbol);
+      if (groups) for (const g of groups) this.logTo(g, u, position);
+    }
     if (this.log.length >= this.opts.maxPending) {
       // Bounded: send everything now instead of holding more.
       this.flush();
@@ -337,8 +352,7 @@ export class Fanout {
    * `resnapshot` notice and then a snapshot of all its symbols.
    */
   resync(reason: ResnapshotReason): void {
-    this.reportedTo = this.logBase = this.end;
-    this.log = [];
+    this.clearLog();
     for (const c of this.freshClients) c.fresh = undefined;
     this.freshClients.clear();
     const notice = OutFrame.text(resnapshotMessage(reason, this.source.epoch));
@@ -396,11 +410,30 @@ export class Fanout {
     this.pass = undefined;
     if (this.laggardTimer) clearInterval(this.laggardTimer);
     this.laggardTimer = undefined;
-    this.log = [];
-    this.reportedTo = this.logBase = this.end;
+    this.clearLog();
   }
 
   // ---- internals -----------------------------------------------------------
+
+  /** Drops every logged update; positions go on from where they were, so no cursor or cache can match a new update to an old position. */
+  private clearLog(): void {
+    this.reportedTo = this.logBase = this.end;
+    this.log = [];
+    for (const g of this.groups.values()) this.clearGroupLog(g);
+  }
+
+  private clearGroupLog(g: Group): void {
+    g.updates = [];
+    g.positions = [];
+    g.cacheFrom = g.cacheEnd = -1;
+    g.cacheUpdates = [];
+    g.cacheFrame = undefined;
+  }
+
+  private logTo(g: Group, u: QuoteUpdate, position: number): void {
+    g.updates.push(u);
+    g.positions.push(position);
+  }
 
   private cancelTimer(): void {
     if (!this.passTimer) return;
@@ -422,9 +455,13 @@ export class Fanout {
     this.cancelTimer();
     this.passScheduled = false;
     if (this.pass) this.drain(this.pass);
-    if (this.log.length === 0) return;
-    this.pass = this.newPass();
-    this.drain(this.pass);
+    if (this.log.length > 0) {
+      this.pass = this.newPass();
+      this.drain(this.pass);
+    }
+    // endPass scheduled a next pass for what arrived meanwhile; nothing is left.
+    this.cancelTimer();
+    this.passScheduled = false;
   }
 
   private drain(pass: Pass): void {
@@ -432,7 +469,15 @@ export class Fanout {
   }
 
   private newPass(): Pass {
-    return { clients: this.clients.values(), startEnd: this.end, wallMs: 0, cpuMs: 0, frames: 0, quotes: 0 };
+    return {
+      clients: this.clients.values(),
+      remaining: this.clients.size,
+      startEnd: this.end,
+      wallMs: 0,
+      cpuMs: 0,
+      frames: 0,
+      quotes: 0,
+    };
   }
 
   private startPass(): void {
@@ -456,11 +501,12 @@ export class Fanout {
     const nowMs = this.now();
     let done = false;
     for (let n = 0; n < count; n++) {
-      const next = pass.clients.next();
-      if (next.done) {
+      const next = pass.remaining > 0 ? pass.clients.next() : undefined;
+      if (!next || next.done) {
         done = true;
         break;
       }
+      pass.remaining--;
       this.serve(next.value, pass, nowMs);
     }
     pass.wallMs += performance.now() - started;
@@ -478,7 +524,7 @@ export class Fanout {
     if (g.cacheFrom !== from || g.cacheEnd !== end) {
       g.cacheFrom = from;
       g.cacheEnd = end;
-      g.cacheUpdates = this.updatesFor(g, from - this.logBase);
+      g.cacheUpdates = this.updatesFor(g, from);
       g.cacheFrame = undefined;
     }
     const updates = g.cacheUpdates;
@@ -496,12 +542,9 @@ export class Fanout {
     }
   }
 
-  /** The group's updates from log index `i` on, in order. */
-  private updatesFor(g: Group, i: number): QuoteUpdate[] {
-    if (g.all) return this.log.slice(i); // a copy: frames keep their quotes, the log grows
-    const out: QuoteUpdate[] = [];
-    for (let k = i; k < this.log.length; k++) if (g.symbols.has(this.log[k]!.symbol)) out.push(this.log[k]!);
-    return out;
+  /** The group's updates from log position `from` on, in order (a copy: frames keep their quotes, the log grows). */
+  private updatesFor(g: Group, from: number): QuoteUpdate[] {
+    return g.updates.slice(firstAtOrAfter(g.positions, from));
   }
 
   private endPass(pass: Pass): void {
@@ -515,7 +558,7 @@ export class Fanout {
     const m = this.opts.metrics;
     if (m) {
       m.sent(pass.frames, pass.quotes);
-      m.flushed(pass.wallMs, this.pacer.windowMs, pass.startEnd - this.reportedTo);
+      m.flushed(pass.wallMs, this.pacer.windowMs, Math.max(0, pass.startEnd - this.reportedTo));
       const doneMs = this.now();
       for (let p = Math.max(this.reportedTo, this.logBase); p < pass.startEnd; p++)
         m.tickToSend(doneMs - this.log[p - this.logBase]!.ts);
@@ -525,6 +568,17 @@ export class Fanout {
     if (sent > 0) {
       this.log = this.log.slice(sent);
       this.logBase = pass.startEnd;
+      for (const g of this.groups.values()) {
+        const k = firstAtOrAfter(g.positions, pass.startEnd);
+        if (k > 0) {
+          g.updates = g.updates.slice(k);
+          g.positions = g.positions.slice(k);
+        }
+        // The next pass builds new frames: do not hold this one's bytes.
+        g.cacheFrom = g.cacheEnd = -1;
+        g.cacheUpdates = [];
+        g.cacheFrame = undefined;
+      }
     }
     if (this.laggards.size > 0) this.sweep();
     if (this.log.length > 0) this.schedule();
@@ -619,6 +673,9 @@ export class Fanout {
     if (c.owedResnapshot) {
       const reason = c.owedResnapshot;
       c.owedResnapshot = undefined;
+      // The snapshot covers everything logged so far.
+      c.cursor = this.end;
+      c.fresh = undefined;
       this.sendDirect(c, OutFrame.text(resnapshotMessage(reason, this.source.epoch)));
       this.sendDirect(c, this.snapshotOf(c.all, c.symbols));
       return;
@@ -684,6 +741,15 @@ export class Fanout {
       g = new Group(key, c.all, c.all ? new Set() : new Set(c.symbols));
       this.groups.set(key, g);
       if (g.all) this.allGroup = g;
+      else
+        for (const s of g.symbols) {
+          let set = this.bySymbol.get(s);
+          if (!set) this.bySymbol.set(s, (set = new Set()));
+          set.add(g);
+        }
+      // What is logged is owed to clients that move here with an older cursor.
+      for (let i = 0; i < this.log.length; i++)
+        if (g.all || g.symbols.has(this.log[i]!.symbol)) this.logTo(g, this.log[i]!, this.logBase + i);
     }
     g.members.add(c);
     c.group = g;
@@ -697,5 +763,23 @@ export class Fanout {
     if (g.members.size > 0) return;
     this.groups.delete(g.key);
     if (g === this.allGroup) this.allGroup = undefined;
+    for (const s of g.symbols) {
+      const set = this.bySymbol.get(s);
+      if (!set) continue;
+      set.delete(g);
+      if (set.size === 0) this.bySymbol.delete(s);
+    }
   }
+}
+
+/** The first index of the ascending `positions` whose value is at least `from` (positions.length if none). */
+function firstAtOrAfter(positions: readonly number[], from: number): number {
+  let lo = 0;
+  let hi = positions.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (positions[mid]! < from) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

@@ -459,7 +459,7 @@ void test('members of a group served in the same slice share one frame', async (
   fanout.stop();
 });
 
-void test('whatever the interleaving of updates, slices and subscriptions, each client sees each symbol gap-free and in order (property)', async () => {
+void test('whatever the interleaving of updates, slices, subscriptions, slow spells and resyncs, each client sees each symbol in order, gap-free unless marked conflated (property)', async () => {
   const symbols = ['A', 'B', 'C'];
   const op = fc.oneof(
     fc.record({
@@ -479,26 +479,42 @@ void test('whatever the interleaving of updates, slices and subscriptions, each 
       client: fc.integer({ min: 0, max: 4 }),
       symbol: fc.constantFrom(...symbols),
     }),
+    fc.record({
+      kind: fc.constant('slow' as const),
+      client: fc.integer({ min: 0, max: 4 }),
+      on: fc.boolean(),
+    }),
+    fc.record({ kind: fc.constant('resync' as const) }),
   );
   await fc.assert(
     fc.asyncProperty(
       fc.array(op, { maxLength: 60 }),
       fc.integer({ min: 1, max: 3 }),
       async (ops, sliceClients) => {
-        const { fanout, tick, mirror } = setup({ windowFactor: 0, sliceClients });
+        const { fanout, mirror } = setup({ windowFactor: 0, sliceClients });
+        let epoch = 1;
+        const tick = (symbol: string) =>
+          appliedUpdates(mirror, quote(symbol, mirror.get(symbol)!.seq + 1, { epoch }))[0]!;
         const ts = Array.from({ length: 5 }, () => new FakeTransport());
         const cs = ts.map((t) => fanout.addClient(t));
         /** Per client and symbol: the last seq it saw, from a snapshot or an update. */
         const seen = ts.map(() => new Map<string, number>());
         const check = (i: number) => {
           for (const m of ts[i]!.take()) {
-            for (const q of (m.quotes as Array<{ symbol: string; seq: number }> | undefined) ?? []) {
+            // A resnapshot restarts every symbol from the snapshot that follows.
+            if (m.type === 'resnapshot') seen[i]!.clear();
+            const quotes =
+              (m.quotes as Array<{ symbol: string; seq: number; conflated?: boolean }> | undefined) ?? [];
+            for (const q of quotes) {
               const last = seen[i]!.get(q.symbol);
               if (m.type === 'snapshot') {
                 assert.ok(last === undefined || q.seq >= last, `client ${i} ${q.symbol}: snapshot went back`);
               } else {
                 assert.ok(cs[i]!.covers(q.symbol), `client ${i} got ${q.symbol} unasked`);
-                assert.equal(q.seq, last! + 1, `client ${i} ${q.symbol}: ${last} then ${q.seq}`);
+                assert.ok(last !== undefined, `client ${i} ${q.symbol}: an update before any snapshot`);
+                if (q.conflated)
+                  assert.ok(q.seq > last, `client ${i} ${q.symbol}: ${last} then ${q.seq} (conflated)`);
+                else assert.equal(q.seq, last + 1, `client ${i} ${q.symbol}: ${last} then ${q.seq}`);
               }
               seen[i]!.set(q.symbol, q.seq);
             }
@@ -508,13 +524,25 @@ void test('whatever the interleaving of updates, slices and subscriptions, each 
           if (o.kind === 'tick') fanout.publish(Array.from({ length: o.n }, () => tick(o.symbol)));
           else if (o.kind === 'turn') await turn();
           else if (o.kind === 'subscribe') fanout.subscribe(cs[o.client]!, o.symbols, o.all);
-          else {
+          else if (o.kind === 'slow') {
+            ts[o.client]!.bufferedAmount = o.on ? 5000 : 0; // above / below the 1,000-byte mark
+            if (!o.on) fanout.sweep();
+          } else if (o.kind === 'resync') {
+            epoch++;
+            mirror.replaceAll(
+              symbols.map((sym) => quote(sym, 1, { epoch })),
+              epoch,
+            );
+            fanout.resync('epoch');
+          } else {
             fanout.unsubscribe(cs[o.client]!, [o.symbol], false);
             // A later subscription starts from its snapshot.
             if (!cs[o.client]!.covers(o.symbol)) seen[o.client]!.delete(o.symbol);
           }
           ts.forEach((_, i) => check(i));
         }
+        for (const t of ts) t.bufferedAmount = 0;
+        fanout.sweep();
         fanout.flushNow();
         ts.forEach((_, i) => check(i));
         // After the flush every client holds the latest seq of each symbol it covers.
@@ -525,6 +553,46 @@ void test('whatever the interleaving of updates, slices and subscriptions, each 
         fanout.stop();
       },
     ),
-    { numRuns: 150 },
+    { numRuns: 300 },
   );
+});
+
+void test('a client owed a resnapshot is not sent, after it, the logged updates its snapshot covers', () => {
+  const { fanout, mirror } = setup();
+  const slow = new FakeTransport();
+  const s = fanout.addClient(slow);
+  fanout.subscribe(s, ['A'], false);
+  slow.take();
+  slow.bufferedAmount = 5000;
+  const tick = (seq: number, epoch: number) => appliedUpdates(mirror, quote('A', seq, { epoch }))[0]!;
+  fanout.publish([tick(2, 1)]);
+  fanout.flushNow(); // deferred: behind
+  mirror.replaceAll([quote('A', 1, { epoch: 2 })], 2);
+  fanout.resync('epoch'); // owed, since it is behind
+  fanout.publish([tick(2, 2), tick(3, 2)]); // logged, not yet served to it
+  slow.bufferedAmount = 0;
+  fanout.sweep(); // drained: resnapshot + snapshot (A@3)
+  fanout.flushNow();
+  const got = slow
+    .take()
+    .map((m) => [m.type, (m.quotes as Array<{ seq: number }> | undefined)?.map((q) => q.seq)]);
+  assert.deepEqual(got, [
+    ['resnapshot', undefined],
+    ['snapshot', [3]],
+  ]);
+});
+
+void test('a fan-out stopped and used again neither loses nor repeats updates', async () => {
+  const { fanout, tick } = setup({ windowFactor: 0, sliceClients: 1 });
+  const ts = [new FakeTransport(), new FakeTransport()];
+  for (const t of ts) fanout.subscribe(fanout.addClient(t), ['A'], false);
+  for (const t of ts) t.take();
+  fanout.publish([tick('A')]); // A2
+  await turn(); // client 0 served
+  fanout.stop();
+  fanout.publish([tick('A')]); // A3
+  fanout.flushNow();
+  assert.deepEqual(seqsOf(ts[0]!), [['A2'], ['A3']]);
+  assert.deepEqual(seqsOf(ts[1]!), [['A3']], 'A2 was dropped by stop(); A3 arrives, not a stale frame');
+  fanout.stop();
 });
