@@ -81,6 +81,20 @@ void describe('a load client', () => {
     assert.deepEqual(c.latest.get('BBB'), { epoch: 3, seq: 11, last: 10.5, volume: 110 });
   });
 
+  void it('records delays only inside the measured window; seqs count after it too', () => {
+    const stats = new WorkerStats();
+    const c = new ClientState(stats);
+    c.handleFrame(`{"type":"snapshot","quotes":[${quote('AAA', 5, 1000)}]}`, 0);
+    stats.startMeasuring();
+    c.startMeasuring();
+    c.handleFrame(`{"type":"quotes","quotes":[${quote('AAA', 6, 1000)}]}`, 1_005_000);
+    stats.stopRecordingDelays(); // mark
+    c.handleFrame(`{"type":"quotes","quotes":[${quote('AAA', 7, 1000)}]}`, 1_900_000);
+    assert.equal(stats.delay.totalCount, 1);
+    assert.equal(Math.round(summarize(stats.delay).maxMs), 5);
+    assert.deepEqual(c.tally({ AAA: { epoch: 3, seq: 7 } }), { expected: 2, received: 2 });
+  });
+
   void it('compares its final state with the expected one', () => {
     const stats = new WorkerStats();
     const c = new ClientState(stats);

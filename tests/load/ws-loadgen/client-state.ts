@@ -11,6 +11,13 @@ import { FrameDecoder, symbolSlots, type DecodedFrame } from './frame-decoder.js
 /** Counters shared by all clients of one worker (reset when measuring starts). */
 export class WorkerStats {
   measuring = false;
+  /**
+   * Delays are recorded from `measure` to `mark` only: after the window the
+   * worker computes the marks and final-state checks (event-loop stalls of
+   * hundreds of ms at 5,000 clients), and frames read behind such a stall
+   * would count its length as the server's delay.
+   */
+  recordingDelays = false;
   frames = 0;
   bytes = 0;
   quoteFrames = 0;
@@ -31,10 +38,16 @@ export class WorkerStats {
 
   startMeasuring(): void {
     this.measuring = true;
+    this.recordingDelays = true;
     this.frames = this.bytes = this.quoteFrames = this.quotes = this.conflated = 0;
     this.snapshots = this.heartbeats = this.resnapshots = this.notices = this.badFrames = 0;
     this.errors = {};
     this.delays.reset();
+  }
+
+  /** The measured window ended: seqs still count toward delivery, delays no longer. */
+  stopRecordingDelays(): void {
+    this.recordingDelays = false;
   }
 }
 
@@ -149,7 +162,8 @@ export class ClientState {
     if (isSnapshot || !s.measuring) return;
     s.quotes += msg.quotes.length;
     s.conflated += msg.conflatedCount;
-    for (const t of msg.eventTimes) s.delays.record(Math.max(1, Math.round(nowUs - t.tsUs)), t.count);
+    if (s.recordingDelays)
+      for (const t of msg.eventTimes) s.delays.record(Math.max(1, Math.round(nowUs - t.tsUs)), t.count);
   }
 
   private growLastVolume(slot: number): void {

@@ -348,6 +348,7 @@ process.on('message', (msg: ToWorker) => {
       measureStartedAt = performance.now();
       break;
     case 'mark':
+      stats.stopRecordingDelays();
       markData = {
         frames: stats.frames,
         quoteFrames: stats.quoteFrames,
