@@ -162,7 +162,7 @@ export const gatewayConfigSpec = {
   },
   CLIENT_LAG_PROBE_MS: {
     schema: int(0, 600_000),
-    default: '5000',
+    default: '1000',
     doc: 'Least time between read-lag probes sent with data frames, per client (0: only the liveness pings every HEARTBEAT_MS)',
   },
   SLOW_CLIENT_TIMEOUT_MS: {
