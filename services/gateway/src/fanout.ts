@@ -154,11 +154,8 @@ class Group {
   /** The logged updates this group covers, in order, and their log positions (ascending). */
   updates: QuoteUpdate[] = [];
   positions: number[] = [];
-  /** The frame of this group's updates in [cacheFrom, cacheEnd) of the log, built for the first member that needed it. */
-  cacheFrom = -1;
-  cacheEnd = -1;
-  cacheUpdates: QuoteUpdate[] = [];
-  cacheFrame: OutFrame | undefined;
+  /** This group's updates in [from, end) of the log, and their frame once a member needed it. */
+  cache: { from: number; end: number; updates: QuoteUpdate[]; frame?: OutFrame } | undefined;
   constructor(
     readonly key: string,
     readonly all: boolean,
@@ -217,7 +214,7 @@ export class Fanout {
   /** Updates before this position have been reported to tickToSend. */
   private reportedTo = 0;
   private pass: Pass | undefined;
-  private passScheduled = false;
+  /** The next slice of the pass in progress, or (no pass) the start of the next pass. */
   private passTimer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   private readonly pacer: FlushPacer;
   private readonly sliceClients: number;
@@ -228,7 +225,6 @@ export class Fanout {
   private readonly cpuClock: () => number;
   private readonly measureCpu: boolean;
   private readonly startPassBound = () => {
-    this.passScheduled = false;
     this.passTimer = undefined;
     this.startPass();
   };
@@ -305,14 +301,14 @@ export class Fanout {
     if (all) c.all = true;
     // A first subscription starts at the log's end: its snapshot covers the
     // rest. A wider one keeps its cursor: what is logged for the symbols it
-    // had is still owed, and the fresh map below filters the added ones.
-    if (!c.group) c.cursor = this.end;
+    // had is still owed, and the fresh map filters the added ones.
+    const keepsCursor = c.group !== undefined;
+    if (!keepsCursor) c.cursor = this.end;
     this.regroup(c);
     const { entries, missing } = this.snapshotEntries(newAll, added);
-    const fresh = c.fresh ?? new Map<string, number>();
-    for (const e of entries) fresh.set(e.symbol, e.seq);
-    if (fresh.size > 0) {
-      c.fresh = fresh;
+    if (keepsCursor && entries.length > 0) {
+      const fresh = (c.fresh ??= new Map<string, number>());
+      for (const e of entries) fresh.set(e.symbol, e.seq);
       this.freshClients.add(c);
     }
     this.sendDirect(c, OutFrame.snapshot(entries, missing));
@@ -406,7 +402,6 @@ export class Fanout {
 
   stop(): void {
     this.cancelTimer();
-    this.passScheduled = false;
     this.pass = undefined;
     if (this.laggardTimer) clearInterval(this.laggardTimer);
     this.laggardTimer = undefined;
@@ -425,9 +420,7 @@ export class Fanout {
   private clearGroupLog(g: Group): void {
     g.updates = [];
     g.positions = [];
-    g.cacheFrom = g.cacheEnd = -1;
-    g.cacheUpdates = [];
-    g.cacheFrame = undefined;
+    g.cache = undefined;
   }
 
   private logTo(g: Group, u: QuoteUpdate, position: number): void {
@@ -444,8 +437,7 @@ export class Fanout {
 
   /** A pass is due: now when idle, after the pacer's window under load; nothing while one runs. */
   private schedule(): void {
-    if (this.pass || this.passScheduled) return;
-    this.passScheduled = true;
+    if (this.pass || this.passTimer) return;
     const delay = this.pacer.delayMs(performance.now());
     this.passTimer = delay < 1 ? setImmediate(this.startPassBound) : setTimeout(this.startPassBound, delay);
   }
@@ -453,7 +445,6 @@ export class Fanout {
   /** Finishes the pass in progress and runs one more over all clients, without yielding. */
   private flush(): void {
     this.cancelTimer();
-    this.passScheduled = false;
     if (this.pass) this.drain(this.pass);
     if (this.log.length > 0) {
       this.pass = this.newPass();
@@ -461,7 +452,6 @@ export class Fanout {
     }
     // endPass scheduled a next pass for what arrived meanwhile; nothing is left.
     this.cancelTimer();
-    this.passScheduled = false;
   }
 
   private drain(pass: Pass): void {
@@ -521,13 +511,9 @@ export class Fanout {
     const from = Math.max(c.cursor, this.logBase);
     c.cursor = end;
     if (!g || from >= end) return;
-    if (g.cacheFrom !== from || g.cacheEnd !== end) {
-      g.cacheFrom = from;
-      g.cacheEnd = end;
-      g.cacheUpdates = this.updatesFor(g, from);
-      g.cacheFrame = undefined;
-    }
-    const updates = g.cacheUpdates;
+    if (g.cache?.from !== from || g.cache.end !== end)
+      g.cache = { from, end, updates: this.updatesFor(g, from) };
+    const updates = g.cache.updates;
     if (updates.length === 0) return;
     const fresh = c.fresh;
     if (fresh) {
@@ -550,11 +536,7 @@ export class Fanout {
   private endPass(pass: Pass): void {
     this.pass = undefined;
     // Every client has been sent everything up to the pass's start.
-    this.pacer.record(
-      performance.now() - pass.wallMs,
-      performance.now(),
-      this.measureCpu ? pass.cpuMs : undefined,
-    );
+    this.pacer.record(performance.now(), pass.wallMs, this.measureCpu ? pass.cpuMs : undefined);
     const m = this.opts.metrics;
     if (m) {
       m.sent(pass.frames, pass.quotes);
@@ -575,9 +557,7 @@ export class Fanout {
           g.positions = g.positions.slice(k);
         }
         // The next pass builds new frames: do not hold this one's bytes.
-        g.cacheFrom = g.cacheEnd = -1;
-        g.cacheUpdates = [];
-        g.cacheFrame = undefined;
+        g.cache = undefined;
       }
     }
     if (this.laggards.size > 0) this.sweep();
@@ -617,7 +597,7 @@ export class Fanout {
       this.defer(c, updates, nowMs);
       return 0;
     }
-    const out = shared ? (g.cacheFrame ??= OutFrame.quotes(updates)) : OutFrame.quotes(updates);
+    const out = shared && g.cache ? (g.cache.frame ??= OutFrame.quotes(updates)) : OutFrame.quotes(updates);
     t.send(out);
     c.lastSendMs = nowMs;
     return updates.length;

@@ -34,12 +34,12 @@ export class FlushPacer {
   ) {}
 
   /**
-   * Records a pass that ran for endMs - startMs of its own (monotonic
-   * clock; not counting the turns it yielded), ending at endMs, using cpuMs
-   * of CPU time (the wall time when not given).
+   * Records a pass that ended at endMs (monotonic clock) after wallMs of its
+   * own (not counting the turns it yielded), using cpuMs of CPU time (the
+   * wall time when not given).
    */
-  record(startMs: number, endMs: number, cpuMs?: number): void {
-    const wall = Math.max(0, endMs - startMs);
+  record(endMs: number, wallMs: number, cpuMs?: number): void {
+    const wall = Math.max(0, wallMs);
     const took = cpuMs === undefined ? wall : Math.min(wall, Math.max(0, cpuMs));
     const a = this.opts.smoothing ?? 0.3;
     this.avgMs = this.avgMs === 0 ? took : a * took + (1 - a) * this.avgMs;

@@ -92,29 +92,29 @@ void test('backoff: full jitter below an exponential cap', () => {
 void test('flush pacer: no window when flushes are cheap, window = factor x flush time under load, capped', () => {
   const p = new FlushPacer({ factor: 1, maxWindowMs: 25, smoothing: 1 });
   assert.equal(p.delayMs(0), 0, 'first flush at once');
-  p.record(0, 0.05);
+  p.record(0.05, 0.05);
   assert.ok(p.delayMs(1) === 0, 'idle: the next update goes out at once');
-  p.record(10, 18); // an 8 ms flush
+  p.record(18, 8); // an 8 ms flush
   assert.equal(p.windowMs, 8);
   assert.equal(p.delayMs(18), 8, 'right after a long flush: wait one window');
   assert.equal(p.delayMs(30), 0, 'the window has passed: at once');
-  p.record(30, 130); // a 100 ms flush
+  p.record(130, 100); // a 100 ms flush
   assert.equal(p.windowMs, 25, 'capped');
   const q = new FlushPacer({ factor: 0, maxWindowMs: 25 });
-  q.record(0, 50);
+  q.record(50, 50);
   assert.equal(q.delayMs(50), 0, 'factor 0 never batches');
   const s = new FlushPacer({ factor: 2, maxWindowMs: 100, smoothing: 0.5 });
-  s.record(0, 10);
-  s.record(10, 20);
-  s.record(20, 40);
+  s.record(10, 10);
+  s.record(20, 10);
+  s.record(40, 20);
   assert.equal(s.windowMs, 30, 'moving average of 10, 10, 20 with weight 0.5 = 15, x2');
 });
 
 void test('flush pacer: the window follows the CPU a flush used, not the time it was preempted', () => {
   const p = new FlushPacer({ factor: 1, maxWindowMs: 25, smoothing: 1 });
-  p.record(0, 20, 5); // 20 ms on the clock, 5 ms of CPU: descheduled for 15 ms
+  p.record(20, 20, 5); // 20 ms on the clock, 5 ms of CPU: descheduled for 15 ms
   assert.equal(p.windowMs, 5);
   assert.equal(p.delayMs(20), 5);
-  p.record(30, 32, 3); // other threads' CPU counted too: never more than the wall time
+  p.record(32, 2, 3); // other threads' CPU counted too: never more than the wall time
   assert.equal(p.windowMs, 2);
 });

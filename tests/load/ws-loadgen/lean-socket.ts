@@ -225,9 +225,10 @@ export class LeanWebSocket {
   /** A text frame for a string, a binary frame for bytes. Dropped unless open. */
   send(data: string | Uint8Array): void {
     if (this.state !== 'open') return;
-    const text = typeof data === 'string';
     this.socket.write(
-      clientFrame(text ? Opcode.text : Opcode.binary, text ? Buffer.from(data) : Buffer.from(data)),
+      typeof data === 'string'
+        ? clientFrame(Opcode.text, Buffer.from(data))
+        : clientFrame(Opcode.binary, Buffer.from(data.buffer, data.byteOffset, data.byteLength)),
     );
   }
 
