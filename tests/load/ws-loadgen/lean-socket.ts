@@ -13,7 +13,7 @@
 // client: TLS, extensions (permessage-deflate), redirects, proxies, and UTF-8
 // validation of text frames (a text frame that is not JSON counts as a bad
 // frame in ClientState).
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomFillSync } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -142,10 +142,24 @@ export function clientFrame(opcode: number, payload: Buffer): Buffer {
     out.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
     out.writeUInt32BE(length >>> 0, 6);
   }
-  const mask = randomBytes(4);
-  mask.copy(out, header);
-  for (let i = 0; i < length; i++) out[header + 4 + i] = payload[i]! ^ mask[i & 3]!;
+  const m = nextMask();
+  out.writeUInt32BE(m, header);
+  for (let i = 0; i < length; i++) out[header + 4 + i] = payload[i]! ^ ((m >>> (24 - 8 * (i & 3))) & 0xff);
   return out;
+}
+
+// Masking keys come from a pool filled 4 KiB at a time: one randomBytes call
+// per frame (every pong answers a gateway probe) was ~2% of a load worker's
+// CPU, on the cores the gateway under test uses too.
+const maskPool = new Uint32Array(1024);
+let maskNext = maskPool.length;
+
+function nextMask(): number {
+  if (maskNext === maskPool.length) {
+    randomFillSync(maskPool);
+    maskNext = 0;
+  }
+  return maskPool[maskNext++]!;
 }
 
 export interface LeanSocketOptions {
