@@ -165,6 +165,11 @@ export const gatewayConfigSpec = {
     default: '1000',
     doc: 'Least time between read-lag probes sent with data frames, per client (0: only the liveness pings every HEARTBEAT_MS)',
   },
+  CLIENT_LAG_PROBES_PER_SECOND: {
+    schema: int(0, 1_000_000),
+    default: '1000',
+    doc: 'Read-lag probes per second over all clients: with more clients each client is probed less often than CLIENT_LAG_PROBE_MS, every clients/this seconds (0: no bound)',
+  },
   SLOW_CLIENT_TIMEOUT_MS: {
     schema: int(100, 600_000),
     default: '10000',

@@ -15,6 +15,7 @@ export class GatewayMetrics implements FanoutMetrics {
   readonly conflatedUpdates: Counter;
   readonly slowClientCloses: Counter;
   readonly readLagSeconds: Histogram;
+  readonly lagProbeIntervalSeconds: Gauge;
   readonly clientErrors: Counter;
   readonly clientMessages: Counter;
   readonly tickToSendSeconds: Histogram;
@@ -81,6 +82,11 @@ export class GatewayMetrics implements FanoutMetrics {
       name: 'tickmesh_gateway_client_read_lag_seconds',
       help: 'Round trip of read-lag probes: how far behind clients read what the gateway wrote',
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.lagProbeIntervalSeconds = new Gauge({
+      name: 'tickmesh_gateway_lag_probe_interval_seconds',
+      help: 'Current interval between read-lag probes to one client (widens past CLIENT_LAG_PROBES_PER_SECOND)',
       registers,
     });
     this.clientErrors = new Counter({

@@ -120,6 +120,7 @@ export async function startGateway(deps: GatewayDeps): Promise<RunningGateway> {
     heartbeatMs: config.HEARTBEAT_MS,
     closeGraceMs: config.SLOW_CLIENT_CLOSE_GRACE_MS,
     lagProbeIntervalMs: config.CLIENT_LAG_PROBE_MS,
+    lagProbesPerSecond: config.CLIENT_LAG_PROBES_PER_SECOND,
     fanout,
     metrics,
     logger,

@@ -11,6 +11,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { redactUrl, type Logger } from '../../common/src/logger.js';
 import type { Fanout } from './fanout.js';
 import type { GatewayMetrics } from './gateway-metrics.js';
+import { lagProbeIntervalMs } from './lag-probe-pacing.js';
 import { clientIp, ConnectionCounter } from './limits.js';
 import { CloseCode, SUBPROTOCOL_PROTO, SUPPORTED_SUBPROTOCOLS, type Encoding } from './protocol.js';
 import { Session, type SessionDeps } from './session.js';
@@ -29,6 +30,8 @@ export interface WsEndpointOptions {
   closeGraceMs: number;
   /** Least time between read-lag probes sent with data frames (ms); 0: only the liveness pings. */
   lagProbeIntervalMs: number;
+  /** Read-lag probes per second over all clients; past it each client's interval widens (0: no bound). */
+  lagProbesPerSecond: number;
   fanout: Fanout;
   sessionDeps: Omit<SessionDeps, 'fanout' | 'logger'>;
   metrics: GatewayMetrics;
@@ -50,9 +53,12 @@ export class WsEndpoint {
   private readonly timer: NodeJS.Timeout;
   private ticks = 0;
   private draining = false;
+  /** The current per-client probe interval, recomputed as clients come and go (lag-probe-pacing.ts). */
+  private probeIntervalMs = 0;
 
   constructor(private readonly opts: WsEndpointOptions) {
     this.counter = new ConnectionCounter(opts.maxConnectionsPerIp, opts.maxConnections);
+    this.repaceProbes();
     this.wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,
@@ -113,7 +119,7 @@ export class WsEndpoint {
       encoding,
       onEncodeFailure: () => this.opts.logger.error('a server message has no binary form: closing with 1011'),
       closeGraceMs: this.opts.closeGraceMs,
-      probeIntervalMs: this.opts.lagProbeIntervalMs,
+      probeIntervalMs: () => this.probeIntervalMs,
       onProbeAnswered: (ms) => this.opts.metrics.readLag(ms),
     });
     ws.on('error', (err) => this.opts.logger.debug({ err: err.message }, 'WebSocket error'));
@@ -137,11 +143,13 @@ export class WsEndpoint {
     const closeAtMs = age > 0 ? performance.now() + age * (0.5 + Math.random() * 0.5) : Infinity;
     const conn: Connection = { session, transport, ip, closeAtMs };
     this.connections.set(ws, conn);
+    this.repaceProbes();
     this.opts.metrics.connections.inc();
     this.opts.metrics.connectionsOpened.inc();
     ws.on('message', (data, isBinary) => session.onMessage(data as Buffer, isBinary));
     ws.once('close', (code) => {
       this.connections.delete(ws);
+      this.repaceProbes();
       this.counter.release(ip);
       session.onClose();
       this.opts.metrics.connections.dec();
@@ -153,6 +161,16 @@ export class WsEndpoint {
       'WebSocket opened',
     );
     session.start();
+  }
+
+  private repaceProbes(): void {
+    const o = this.opts;
+    this.probeIntervalMs = lagProbeIntervalMs(
+      o.lagProbeIntervalMs,
+      this.connections.size,
+      o.lagProbesPerSecond,
+    );
+    o.metrics.lagProbeIntervalSeconds.set(this.probeIntervalMs / 1000);
   }
 
   private tick(): void {

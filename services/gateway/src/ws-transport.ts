@@ -73,8 +73,8 @@ export function probeFrame(id: number): Buffer {
 export interface WsTransportOptions {
   /** After a close frame is queued, how long the peer may take to read it. */
   closeGraceMs: number;
-  /** Least time between read-lag probes sent along with data frames; 0: none with data. */
-  probeIntervalMs?: number;
+  /** Least time between read-lag probes sent along with data frames; 0: none with data. Read at each send when a function. */
+  probeIntervalMs?: number | (() => number);
   /** Write pre-framed bytes straight to the socket when ws's internals allow (tests turn it off). */
   preframe?: boolean;
   /** json: text frames as built; proto: binary protobuf ServerMessages (the tickmesh.v1.proto subprotocol). */
@@ -97,7 +97,7 @@ export class WsTransport implements ClientTransport {
   readonly preframed: boolean;
   private readonly closeGraceMs: number;
   private readonly binary: boolean;
-  private readonly probeIntervalMs: number;
+  private readonly probeIntervalMs: () => number;
   private readonly now: () => number;
   private probeSeq = 0;
   /** The probe in flight: its id and when it was written. */
@@ -116,7 +116,8 @@ export class WsTransport implements ClientTransport {
   ) {
     this.closeGraceMs = opts.closeGraceMs;
     this.binary = opts.encoding === 'proto';
-    this.probeIntervalMs = opts.probeIntervalMs ?? 0;
+    const interval = opts.probeIntervalMs ?? 0;
+    this.probeIntervalMs = typeof interval === 'function' ? interval : () => interval;
     this.now = opts.now ?? (() => performance.now());
     this.internals = ws as unknown as WsInternals;
     ws.on('pong', (data: Buffer) => this.onPong(data));
@@ -164,9 +165,11 @@ export class WsTransport implements ClientTransport {
 
   /** The time now if a read-lag probe should go with the next frame, else undefined (read no clock then). */
   private probeDue(): number | undefined {
-    if (this.probeIntervalMs === 0 || this.lagUnmeasurable || this.probeId >= 0) return undefined;
+    if (this.lagUnmeasurable || this.probeId >= 0) return undefined;
+    const interval = this.probeIntervalMs();
+    if (interval === 0) return undefined;
     const now = this.now();
-    return now - this.lastProbeMs >= this.probeIntervalMs ? now : undefined;
+    return now - this.lastProbeMs >= interval ? now : undefined;
   }
 
   /**

@@ -500,6 +500,49 @@ void describe('read lag', () => {
   });
 });
 
+void describe('read-lag probe budget', () => {
+  void test('past CLIENT_LAG_PROBES_PER_SECOND each client is probed less often, and again as often when clients leave', async () => {
+    const market = new ScriptedMarket([{ symbol: 'THYAO', price: 100 }]);
+    const up = await startScriptedUpstream(market);
+    // 4 clients within 5 probes/s: every 800 ms each instead of the 100 ms floor.
+    const gw = await startTestGateway(up.port, {
+      CLIENT_LAG_PROBE_MS: '100',
+      CLIENT_LAG_PROBES_PER_SECOND: '5',
+      HEARTBEAT_MS: '60000',
+    });
+    const interval = 'tickmesh_gateway_lag_probe_interval_seconds';
+    try {
+      await ready(gw);
+      assert.equal(await metricValue(gw.registry, interval), 0.1, 'no clients: the floor');
+      const clients = await Promise.all(Array.from({ length: 4 }, () => welcomed(gw.url)));
+      assert.equal(await metricValue(gw.registry, interval), 0.8);
+      let pings = 0;
+      const watched = clients[0]!;
+      await watched.answer(watched.op({ op: 'subscribe', symbols: ['THYAO'] }));
+      watched.ws.on('ping', () => pings++);
+      const started = Date.now();
+      while (Date.now() - started < 1600) {
+        market.tickAll();
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const elapsed = Date.now() - started;
+      // The interval is a least gap, so at most elapsed/800 + 1 probes; the 100 ms floor would give ~16.
+      assert.ok(pings >= 1, 'probes still go out');
+      assert.ok(pings <= Math.floor(elapsed / 800) + 1, `${pings} probes in ${elapsed} ms`);
+      clients[1]!.close();
+      clients[2]!.close();
+      const intervalIs = (seconds: number) => async () =>
+        (await metricValue(gw.registry, interval)) === seconds ? true : undefined;
+      await eventually(intervalIs(0.4), 5000, 'two clients left: 400 ms');
+      for (const c of [clients[0]!, clients[3]!]) c.close();
+      await eventually(intervalIs(0.1), 5000, 'all gone: the floor again');
+    } finally {
+      await gw.close();
+      await up.stop();
+    }
+  });
+});
+
 void describe('connection lifetime', () => {
   void test('each connection is closed with 1001 after a lifetime between half and all of MAX_CONNECTION_AGE_MS, spread out', async () => {
     const market = new ScriptedMarket([{ symbol: 'THYAO', price: 100 }]);

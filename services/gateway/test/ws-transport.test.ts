@@ -145,6 +145,44 @@ for (const preframe of [true, false]) {
   });
 }
 
+void test('ws-transport: an interval given as a function is read at each send, so it can widen and narrow while connected', async () => {
+  const p = await pair();
+  try {
+    let now = 1_000_000;
+    let intervalMs = 100;
+    const answered: number[] = [];
+    const t = new WsTransport(p.server, {
+      closeGraceMs: 1000,
+      probeIntervalMs: () => intervalMs,
+      now: () => now,
+      onProbeAnswered: (ms) => answered.push(ms),
+    });
+    let pings = 0;
+    p.client.on('ping', () => pings++);
+    const probedAfter = async (gapMs: number): Promise<boolean> => {
+      now += gapMs;
+      const before = answered.length;
+      t.send(OutFrame.text('x'));
+      await new Promise((r) => setTimeout(r, 30));
+      while (answered.length < pings) await new Promise((r) => setTimeout(r, 5));
+      return answered.length > before;
+    };
+    assert.equal(await probedAfter(0), true, 'the first frame carries a probe');
+    assert.equal(await probedAfter(150), true, '150 ms > 100 ms');
+    intervalMs = 1000; // more clients: wider
+    assert.equal(await probedAfter(150), false);
+    assert.equal(await probedAfter(500), false, '650 ms < 1000 ms');
+    assert.equal(await probedAfter(400), true, '1050 ms');
+    intervalMs = 100; // clients left: narrower again
+    assert.equal(await probedAfter(150), true);
+    intervalMs = 0; // probes with data off
+    assert.equal(await probedAfter(5000), false);
+    assert.equal(pings, 4);
+  } finally {
+    await p.close();
+  }
+});
+
 void test('ws-transport: probe() pings an idle client once and reports how long it has gone unanswered', async () => {
   const p = await pair();
   try {
