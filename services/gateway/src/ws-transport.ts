@@ -17,7 +17,8 @@
 // along with a data frame (at most one in flight, at most one per probe
 // interval, in the same write: no extra syscall) and the client's pong comes
 // back only after it has read everything before it. The age of the unanswered
-// probe is how far behind the client reads (docs/gateway.md "Slow clients").
+// probe is how far behind the client reads (docs/gateway.md "Backpressure and
+// slow clients"; the probe interval widens with the clients: lag-probe-pacing.ts).
 // Liveness counts any pong: a peer whose pongs do not echo the ping's payload
 // (RFC 6455 says they must) is alive, only its lag cannot be measured, so after
 // a few such pongs it is left to the backlog check alone.
