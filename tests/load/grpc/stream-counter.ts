@@ -20,8 +20,14 @@ import {
   type StreamQuotesRequest,
 } from '../../../services/common/src/gen/tickmesh/price/v1/price.js';
 import { leanStreamQuotesDefinition, type LeanStreamResponse } from './lean-quotes.js';
-import { summarizeDelivery, SeqTracker, type DeliverySummary, type Tally } from '../lib/delivery.js';
-import { encodeHistogram, newLatencyHistogram, summarize, type LatencySummary } from '../lib/histogram.js';
+import {
+  SeqTable,
+  summarizeDelivery,
+  SymbolSlots,
+  type DeliverySummary,
+  type Tally,
+} from '../lib/delivery.js';
+import { encodeHistogram, LatencyRecorder, summarize, type LatencySummary } from '../lib/histogram.js';
 import { isMain, printResult, sleep } from '../lib/processes.js';
 
 export interface StreamCountOptions {
@@ -71,7 +77,8 @@ const LeanPriceClient = makeGenericClientConstructor(
 
 interface StreamState {
   call: ClientReadableStream<LeanStreamResponse>;
-  trackers: Map<string, SeqTracker>;
+  /** Seqs per symbol slot of this stream (one table per stream, as a WebSocket load client keeps one). */
+  seqs: SeqTable;
   ready: boolean;
   open: boolean;
 }
@@ -88,7 +95,8 @@ export async function countStreamQuotes(opts: StreamCountOptions): Promise<Strea
         'tickmesh.bench.connection': i,
       } as never),
   );
-  const delay = newLatencyHistogram();
+  const delay = new LatencyRecorder();
+  const slots = new SymbolSlots();
   const errors: Record<string, number> = {};
   let measuring = false;
   let responses = 0;
@@ -105,7 +113,7 @@ export async function countStreamQuotes(opts: StreamCountOptions): Promise<Strea
 
   for (let i = 0; i < opts.streams; i++) {
     const call = clients[i % nConn]!.streamQuotes(request);
-    const st: StreamState = { call, trackers: new Map(), ready: false, open: true };
+    const st: StreamState = { call, seqs: new SeqTable(), ready: false, open: true };
     states.push(st);
     call.on('data', (msg: LeanStreamResponse) => {
       const nowUs = (performance.timeOrigin + performance.now()) * 1000;
@@ -120,20 +128,16 @@ export async function countStreamQuotes(opts: StreamCountOptions): Promise<Strea
         return;
       }
       for (const q of msg.quotes) {
-        let t = st.trackers.get(q.symbol);
-        if (!t) {
-          t = new SeqTracker(measuring);
-          st.trackers.set(q.symbol, t);
-        }
-        if (isSnapshot) t.snapshot(q.epoch, q.seq);
-        else t.quote(q.epoch, q.seq);
+        const slot = slots.slotOf(q.symbol);
+        if (isSnapshot) st.seqs.snapshot(slot, q.epoch, q.seq);
+        else st.seqs.quote(slot, q.epoch, q.seq);
       }
       if (!measuring || isSnapshot) return;
       responses++;
       quotes += msg.quotes.length;
       for (const q of msg.quotes) {
         if (q.conflated) conflated++;
-        if (q.eventTimeMs > 0) delay.recordValue(Math.max(1, Math.round(nowUs - q.eventTimeMs * 1000)));
+        if (q.eventTimeMs > 0) delay.record(Math.max(1, Math.round(nowUs - q.eventTimeMs * 1000)));
       }
     });
     call.on('error', (err: { code?: number; details?: string }) => {
@@ -150,7 +154,7 @@ export async function countStreamQuotes(opts: StreamCountOptions): Promise<Strea
   while (Date.now() < warmupEnd && !states.every((s) => s.ready || !s.open)) await sleep(50);
   if (Date.now() < warmupEnd) await sleep(Math.min(500, warmupEnd - Date.now()));
   const streamsReady = states.filter((s) => s.ready).length;
-  for (const s of states) for (const t of s.trackers.values()) t.startMeasuring();
+  for (const s of states) s.seqs.startMeasuring();
   measuring = true;
   const started = performance.now();
   const end = started + opts.durationMs;
@@ -170,10 +174,9 @@ export async function countStreamQuotes(opts: StreamCountOptions): Promise<Strea
   for (const c of clients) c.close();
 
   const perStream: Tally[] = states.map((s) => {
-    let expected = 0;
-    let received = 0;
-    for (const t of s.trackers.values()) {
-      const x = t.tally();
+    let { expected, received } = s.seqs.closed;
+    for (const slot of s.seqs.slots()) {
+      const x = s.seqs.tallyCurrent(slot);
       expected += x.expected;
       received += x.received;
     }
@@ -193,8 +196,8 @@ export async function countStreamQuotes(opts: StreamCountOptions): Promise<Strea
     conflatedQuotes: conflated,
     heartbeats,
     resets,
-    delay: summarize(delay),
-    delayHistogram: encodeHistogram(delay),
+    delay: summarize(delay.drained),
+    delayHistogram: encodeHistogram(delay.drained),
     delivery: summarizeDelivery(perStream),
     errors,
   };

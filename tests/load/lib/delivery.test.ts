@@ -1,9 +1,53 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { mergeDelivery, SeqTable, SeqTracker, summarizeDelivery, type Tally } from './delivery.js';
+import { mergeDelivery, SeqTable, summarizeDelivery, type SeqCutoff, type Tally } from './delivery.js';
 
-void describe('SeqTracker', () => {
+/** One symbol's seqs: slot 0 of a SeqTable, for the tests that follow a single symbol. */
+class SeqTracker {
+  private readonly table: SeqTable;
+
+  constructor(measuring = false) {
+    this.table = new SeqTable(measuring);
+  }
+
+  get currentEpoch(): number | undefined {
+    return this.table.epochOf(0);
+  }
+
+  get maxSeen(): number {
+    return this.table.maxSeenOf(0);
+  }
+
+  get duplicates(): number {
+    return this.table.duplicates;
+  }
+
+  get outOfOrder(): number {
+    return this.table.outOfOrder;
+  }
+
+  startMeasuring(): void {
+    this.table.startMeasuring();
+  }
+
+  quote(epoch: number, seq: number): void {
+    this.table.quote(0, epoch, seq);
+  }
+
+  snapshot(epoch: number, seq: number): void {
+    this.table.snapshot(0, epoch, seq);
+  }
+
+  /** Expected and received seqs up to the cut-off, closed epochs included. */
+  tally(cutoff?: SeqCutoff): Tally {
+    const t = this.table.tallyCurrent(0, cutoff);
+    const closed = this.table.closed;
+    return { expected: closed.expected + t.expected, received: closed.received + t.received };
+  }
+}
+
+void describe('SeqTable, one symbol', () => {
   void it('counts every seq after the one held when measuring started', () => {
     const t = new SeqTracker();
     t.snapshot(1, 10);

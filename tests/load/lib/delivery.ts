@@ -223,47 +223,28 @@ export class SeqTable {
   }
 }
 
-/** The seqs of one symbol: a SeqTable of one slot. */
-export class SeqTracker {
-  private readonly table: SeqTable;
+/** Symbol → slot: a client keeps its per-symbol state in rows indexed by slot (SeqTable). */
+export class SymbolSlots {
+  private readonly bySymbol = new Map<string, number>();
+  private readonly symbols: string[] = [];
 
-  constructor(measuring = false) {
-    this.table = new SeqTable(measuring);
+  slotOf(symbol: string): number {
+    let slot = this.bySymbol.get(symbol);
+    if (slot === undefined) {
+      slot = this.symbols.push(symbol) - 1;
+      this.bySymbol.set(symbol, slot);
+    }
+    return slot;
   }
 
-  get currentEpoch(): number | undefined {
-    return this.table.epochOf(0);
+  /** The slot's symbol (slots come from slotOf only). */
+  symbolAt(slot: number): string {
+    return this.symbols[slot]!;
   }
 
-  get maxSeen(): number {
-    return this.table.maxSeenOf(0);
-  }
-
-  get duplicates(): number {
-    return this.table.duplicates;
-  }
-
-  get outOfOrder(): number {
-    return this.table.outOfOrder;
-  }
-
-  startMeasuring(): void {
-    this.table.startMeasuring();
-  }
-
-  quote(epoch: number, seq: number): void {
-    this.table.quote(0, epoch, seq);
-  }
-
-  snapshot(epoch: number, seq: number): void {
-    this.table.snapshot(0, epoch, seq);
-  }
-
-  /** Expected and received seqs up to the cut-off, closed epochs included. */
-  tally(cutoff?: SeqCutoff): Tally {
-    const t = this.table.tallyCurrent(0, cutoff);
-    const closed = this.table.closed;
-    return { expected: closed.expected + t.expected, received: closed.received + t.received };
+  /** The symbol's slot, undefined if no frame had it. */
+  find(symbol: string): number | undefined {
+    return this.bySymbol.get(symbol);
   }
 }
 

@@ -18,6 +18,8 @@ export function spawnTool(
   args: string[],
 ): ManagedProcess {
   const cmd = tsxCommand(join(ctx.root, 'tests', 'load', file), args);
+  // BENCH_TOOL_NODE_ARGS: extra node flags for these tools, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+  cmd.args.unshift(...(process.env.BENCH_TOOL_NODE_ARGS ?? '').split(' ').filter(Boolean));
   const proc = startProcess({
     name,
     command: cmd.command,

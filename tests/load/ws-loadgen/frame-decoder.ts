@@ -10,36 +10,9 @@
 import { ServerMessage } from '../../../services/common/src/gen/tickmesh/gateway/v1/websocket.js';
 import { serverMessageBody } from '../../../services/gateway/src/proto-codec.js';
 import type { Quote } from '../../../services/common/src/gen/tickmesh/market/v1/market.js';
+import { SymbolSlots } from '../lib/delivery.js';
 
-/**
- * Symbol → slot, for the whole process: a client keeps its per-symbol state
- * in rows indexed by slot (delivery.ts SeqTable), so a decode resolves each
- * symbol once for every client that reads the frame.
- */
-export class SymbolSlots {
-  private readonly bySymbol = new Map<string, number>();
-  private readonly symbols: string[] = [];
-
-  slotOf(symbol: string): number {
-    let slot = this.bySymbol.get(symbol);
-    if (slot === undefined) {
-      slot = this.symbols.push(symbol) - 1;
-      this.bySymbol.set(symbol, slot);
-    }
-    return slot;
-  }
-
-  /** The slot's symbol (slots come from slotOf only). */
-  symbolAt(slot: number): string {
-    return this.symbols[slot]!;
-  }
-
-  /** The symbol's slot, undefined if no frame had it. */
-  find(symbol: string): number | undefined {
-    return this.bySymbol.get(symbol);
-  }
-}
-
+/** Symbol slots for the whole process: a decode resolves each symbol once for every client that reads the frame. */
 export const symbolSlots = new SymbolSlots();
 
 /** One quote as a load client needs it, checked once. */
