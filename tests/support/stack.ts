@@ -75,18 +75,44 @@ export async function waitFor<T>(
 }
 
 /** GET a URL; resolves with the status code (0 when unreachable or timed out). */
-export function httpStatus(url: string, timeoutMs = 2000): Promise<number> {
+/** One GET: its status and the start of its body, or status 0 and why there was no answer. */
+export function httpGet(
+  url: string,
+  timeoutMs = 2000,
+): Promise<{ status: number; body: string; error?: string }> {
   return new Promise((resolve) => {
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(), timeoutMs);
     fetch(url, { signal: ac.signal })
       .then(async (res) => {
-        await res.arrayBuffer().catch(() => undefined);
-        resolve(res.status);
+        const body = await res.text().catch(() => '');
+        resolve({ status: res.status, body: body.slice(0, 500) });
       })
-      .catch(() => resolve(0))
+      .catch((err: unknown) => {
+        const e = err as { name?: string; message?: string; cause?: { code?: string } };
+        const why =
+          e.name === 'AbortError' ? `no answer within ${timeoutMs} ms` : (e.cause?.code ?? e.message);
+        resolve({ status: 0, body: '', error: why ?? String(err) });
+      })
       .finally(() => clearTimeout(timer));
   });
+}
+
+export async function httpStatus(url: string, timeoutMs = 2000): Promise<number> {
+  return (await httpGet(url, timeoutMs)).status;
+}
+
+/** The kernel's view of a process (state, threads, CPU ticks), to tell a busy or stuck one from a waiting one. */
+function procState(pid: number | undefined): string {
+  if (pid === undefined) return 'no pid';
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const pick = (key: string) => status.match(new RegExp(`^${key}:\\s*(.*)$`, 'm'))?.[1] ?? '?';
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return `state ${pick('State')}, threads ${pick('Threads')}, utime+stime ${Number(stat[11]) + Number(stat[12])} ticks`;
+  } catch {
+    return 'not in /proc';
+  }
 }
 
 /** GET a URL's body as text (throws when unreachable or not 2xx). */
@@ -242,9 +268,17 @@ export class ServiceProcess {
     const deadline = started + timeoutMs;
     for (;;) {
       if (!this.isRunning()) throw new Error(`${this.name} exited before it was ready:\n${this.logTail(25)}`);
-      if ((await httpStatus(url, 1500)) === 200) break;
-      if (Date.now() >= deadline)
-        throw new Error(`${this.name} not ready at ${url} within ${timeoutMs} ms:\n${this.logTail(25)}`);
+      const last = await httpGet(url, 1500);
+      if (last.status === 200) break;
+      if (Date.now() >= deadline) {
+        // What the endpoint said last and what the process was doing: a dependency
+        // it waits for, an event loop that does not answer, or a process that never ran.
+        const answer = last.status ? `${last.status} ${last.body}` : `none (${last.error})`;
+        throw new Error(
+          `${this.name} not ready at ${url} within ${timeoutMs} ms; last answer: ${answer}; ` +
+            `process: ${procState(this.child?.pid)}\n${this.logTail(25)}`,
+        );
+      }
       await sleep(150);
     }
     return Date.now() - started;
