@@ -10,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 
 import {
+  FETCH_REFUSED_PORTS,
   freePort,
   startMariaDb,
   startNats,
@@ -243,6 +244,36 @@ void test('freePort returns distinct bindable loopback ports', async () => {
       const srv = net.createServer().once('error', reject);
       srv.listen(p, '127.0.0.1', () => srv.close(() => resolve()));
     });
+  }
+});
+
+void test('freePort never hands out a port that fetch() refuses', async () => {
+  // Why the list exists: undici rejects these before connecting, whatever listens there.
+  for (const port of FETCH_REFUSED_PORTS) {
+    const err = await fetch(`http://127.0.0.1:${port}/`).then(
+      () => undefined,
+      (e: unknown) => e as { cause?: { message?: string } },
+    );
+    assert.equal(err?.cause?.message, 'bad port', `fetch to ${port}`);
+  }
+  // Its neighbours are fine (refused by nobody, or by the kernel when nothing listens).
+  const near = await fetch('http://127.0.0.1:10081/', { signal: AbortSignal.timeout(2000) }).then(
+    () => 'answered',
+    (e: unknown) => (e as { cause?: { message?: string; code?: string } }).cause?.code ?? 'other',
+  );
+  assert.notEqual(near, 'other');
+  // Make the first draw land on 10080: freePort must draw again.
+  const [low] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/);
+  const high = Number(low) > 12_000 ? Number(low) : 32_768;
+  const random = Math.random;
+  let calls = 0;
+  Math.random = () => (calls++ === 0 ? (10080 - 10_000 + 0.5) / (high - 10_000) : random());
+  try {
+    const port = await freePort();
+    assert.ok(calls >= 2, 'the first draw was 10080');
+    assert.notEqual(port, 10080);
+  } finally {
+    Math.random = random;
   }
 });
 

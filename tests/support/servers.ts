@@ -238,6 +238,14 @@ function canListen(port: number): Promise<boolean> {
 }
 
 /**
+ * Ports fetch() (undici) and browsers refuse to connect to, from the Fetch standard's "bad
+ * port" list: only 10080 lies in the range freePort draws from. A stack whose gateway drew
+ * it was healthy while every readiness poll failed with "bad port" (a CI flake, about one
+ * run in a hundred), and Chromium would refuse its live page too.
+ */
+export const FETCH_REFUSED_PORTS: ReadonlySet<number> = new Set([10080]);
+
+/**
  * A currently free TCP port on 127.0.0.1. Ports are picked at random BELOW the kernel's
  * ephemeral range, so outgoing connections never sit on a port a stopped test server wants
  * back on restart; never the same port twice within one process.
@@ -247,7 +255,7 @@ export async function freePort(): Promise<number> {
   const low = 10_000;
   for (let i = 0; i < 100; i++) {
     const port = low + Math.floor(Math.random() * (high - low));
-    if (handedOut.has(port)) continue;
+    if (handedOut.has(port) || FETCH_REFUSED_PORTS.has(port)) continue;
     if (await canListen(port)) {
       handedOut.add(port);
       return port;
