@@ -155,12 +155,25 @@ class Group {
   updates: QuoteUpdate[] = [];
   positions: number[] = [];
   /** This group's updates in [from, end) of the log, and their frame once a member needed it. */
-  cache: { from: number; end: number; updates: QuoteUpdate[]; frame?: OutFrame } | undefined;
+  cache: GroupSlice | undefined;
   constructor(
     readonly key: string,
     readonly all: boolean,
     readonly symbols: ReadonlySet<string>,
   ) {}
+
+  covers(symbol: string): boolean {
+    return this.all || this.symbols.has(symbol);
+  }
+}
+
+/** A group's updates between two log positions, shared by its members at the same cursor. */
+interface GroupSlice {
+  readonly from: number;
+  readonly end: number;
+  readonly updates: QuoteUpdate[];
+  /** Built by the first member that is sent the slice whole. */
+  frame?: OutFrame;
 }
 
 /** A pass over all clients in progress. */
@@ -513,15 +526,15 @@ export class Fanout {
     if (!g || from >= end) return;
     if (g.cache?.from !== from || g.cache.end !== end)
       g.cache = { from, end, updates: this.updatesFor(g, from) };
-    const updates = g.cache.updates;
-    if (updates.length === 0) return;
+    const slice = g.cache;
+    if (slice.updates.length === 0) return;
     const fresh = c.fresh;
     if (fresh) {
       // Its cursor is now past its snapshot: the filter is needed this once.
       c.fresh = undefined;
       this.freshClients.delete(c);
     }
-    const n = this.deliver(c, g, updates, fresh, nowMs);
+    const n = this.deliver(c, slice, fresh, nowMs);
     if (n > 0) {
       pass.frames++;
       pass.quotes += n;
@@ -567,22 +580,21 @@ export class Fanout {
   /** Sends a group's updates to one client (the group's shared frame when it can), or defers them when it is behind. Returns quotes sent. */
   private deliver(
     c: FanoutClient,
-    g: Group,
-    batch: QuoteUpdate[],
+    slice: GroupSlice,
     fresh: Map<string, number> | undefined,
     nowMs: number,
   ): number {
     const t = c.transport;
     if (!t.isOpen) return 0;
-    let updates = batch;
+    let updates = slice.updates;
     let shared = true;
     if (fresh) {
       // Just subscribed: drop what its snapshot already covered.
-      const kept = batch.filter((u) => {
+      const kept = updates.filter((u) => {
         const seen = fresh.get(u.symbol);
         return seen === undefined || u.seq > seen;
       });
-      if (kept.length !== batch.length) {
+      if (kept.length !== updates.length) {
         if (kept.length === 0) return 0;
         updates = kept;
         shared = false;
@@ -597,7 +609,7 @@ export class Fanout {
       this.defer(c, updates, nowMs);
       return 0;
     }
-    const out = shared && g.cache ? (g.cache.frame ??= OutFrame.quotes(updates)) : OutFrame.quotes(updates);
+    const out = shared ? (slice.frame ??= OutFrame.quotes(updates)) : OutFrame.quotes(updates);
     t.send(out);
     c.lastSendMs = nowMs;
     return updates.length;
@@ -729,7 +741,7 @@ export class Fanout {
         }
       // What is logged is owed to clients that move here with an older cursor.
       for (let i = 0; i < this.log.length; i++)
-        if (g.all || g.symbols.has(this.log[i]!.symbol)) this.logTo(g, this.log[i]!, this.logBase + i);
+        if (g.covers(this.log[i]!.symbol)) this.logTo(g, this.log[i]!, this.logBase + i);
     }
     g.members.add(c);
     c.group = g;

@@ -143,6 +143,36 @@ void test('a snapshot is followed only by newer updates (pending older ones are 
   );
 });
 
+for (const widenedFirst of [false, true]) {
+  void test(`a widened subscription filters what its snapshot covered without changing its group's shared frame (${widenedFirst ? 'served first' : 'served second'})`, () => {
+    const { fanout, tick } = setup();
+    const steady = new FakeTransport();
+    const widened = new FakeTransport();
+    // Clients are served in the order they were added.
+    const first = fanout.addClient(widenedFirst ? widened : steady);
+    const second = fanout.addClient(widenedFirst ? steady : widened);
+    const [w, s] = widenedFirst ? [first, second] : [second, first];
+    fanout.subscribe(s, ['A', 'B'], false);
+    fanout.subscribe(w, ['A'], false);
+    fanout.flushNow();
+    steady.take();
+    widened.take();
+    fanout.publish([tick('B')]); // B@2, logged
+    fanout.subscribe(w, ['B'], false); // now in the {A,B} group, its snapshot has B@2
+    assert.equal((widened.take()[0]!.quotes as Array<{ seq: number }>)[0]!.seq, 2);
+    fanout.publish([tick('A')]); // A@2
+    fanout.flushNow();
+    const seqs = (t: FakeTransport) =>
+      t
+        .take()
+        .flatMap((m) =>
+          (m.quotes as Array<{ symbol: string; seq: number }>).map((q) => `${q.symbol}@${q.seq}`),
+        );
+    assert.deepEqual(seqs(steady), ['B@2', 'A@2'], 'the steady member gets both');
+    assert.deepEqual(seqs(widened), ['A@2'], 'B@2 came in its snapshot');
+  });
+}
+
 void test('unsubscribe stops updates; unknown symbols are listed as missing', () => {
   const { fanout, tick } = setup();
   const t = new FakeTransport();

@@ -173,15 +173,8 @@ export async function countStreamQuotes(opts: StreamCountOptions): Promise<Strea
   for (const s of states) s.call.cancel();
   for (const c of clients) c.close();
 
-  const perStream: Tally[] = states.map((s) => {
-    let { expected, received } = s.seqs.closed;
-    for (const slot of s.seqs.slots()) {
-      const x = s.seqs.tallyCurrent(slot);
-      expected += x.expected;
-      received += x.received;
-    }
-    return { expected, received };
-  });
+  const perStream: Tally[] = states.map((s) => s.seqs.tally());
+  const delayHistogram = delay.drained;
   const seconds = measuredMs / 1000;
   return {
     streams: opts.streams,
@@ -196,8 +189,8 @@ export async function countStreamQuotes(opts: StreamCountOptions): Promise<Strea
     conflatedQuotes: conflated,
     heartbeats,
     resets,
-    delay: summarize(delay.drained),
-    delayHistogram: encodeHistogram(delay.drained),
+    delay: summarize(delayHistogram),
+    delayHistogram: encodeHistogram(delayHistogram),
     delivery: summarizeDelivery(perStream),
     errors,
   };

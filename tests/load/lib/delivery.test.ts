@@ -11,14 +11,6 @@ class SeqTracker {
     this.table = new SeqTable(measuring);
   }
 
-  get currentEpoch(): number | undefined {
-    return this.table.epochOf(0);
-  }
-
-  get maxSeen(): number {
-    return this.table.maxSeenOf(0);
-  }
-
   get duplicates(): number {
     return this.table.duplicates;
   }
@@ -41,9 +33,7 @@ class SeqTracker {
 
   /** Expected and received seqs up to the cut-off, closed epochs included. */
   tally(cutoff?: SeqCutoff): Tally {
-    const t = this.table.tallyCurrent(0, cutoff);
-    const closed = this.table.closed;
-    return { expected: closed.expected + t.expected, received: closed.received + t.received };
+    return this.table.tally(() => cutoff);
   }
 }
 

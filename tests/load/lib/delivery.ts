@@ -221,6 +221,17 @@ export class SeqTable {
       cutoff !== undefined && cutoff.epoch === this.rows[i + EPOCH] ? cutoff.seq : this.rows[i + MAX]!;
     return { expected: this.expectedUpTo(i, c), received: this.receivedUpTo(slot, c) };
   }
+
+  /** Expected and received seqs over every slot, closed epochs included, each slot up to its cut-off. */
+  tally(cutoffOf: (slot: number) => SeqCutoff | undefined = () => undefined): Tally {
+    let { expected, received } = this.closed;
+    for (const slot of this.slots()) {
+      const x = this.tallyCurrent(slot, cutoffOf(slot));
+      expected += x.expected;
+      received += x.received;
+    }
+    return { expected, received };
+  }
 }
 
 /** Symbol → slot: a client keeps its per-symbol state in rows indexed by slot (SeqTable). */

@@ -174,13 +174,7 @@ export class ClientState {
 
   /** Expected and received seqs over this client's symbols. */
   tally(cutoffs: Record<string, SeqCutoff>): Tally {
-    let { expected, received } = this.seqs.closed;
-    for (const slot of this.seqs.slots()) {
-      const x = this.seqs.tallyCurrent(slot, cutoffs[symbolSlots.symbolAt(slot)]);
-      expected += x.expected;
-      received += x.received;
-    }
-    return { expected, received };
+    return this.seqs.tally((slot) => cutoffs[symbolSlots.symbolAt(slot)]);
   }
 
   /** Symbols whose latest state differs from `expected` (missing counts as different). */
