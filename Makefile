@@ -3,8 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 .PHONY: help deps tools proto proto-breaking docs build up down status logs test test-faults lint format bench bench-quick soak clean
 
-GRPCURL_VERSION := v1.9.3
-GHZ_VERSION := v0.120.0
+include deploy/versions.env
 TOOLS := $(CURDIR)/.tools/bin
 export PATH := $(TOOLS):$(PATH)
 
@@ -12,7 +11,7 @@ export PATH := $(TOOLS):$(PATH)
 # cross-service suites under tests/. The fault-injection and hostile-client
 # suites (minutes of whole-stack runs) have their own target, which CI runs too.
 SLOW_TESTS = $(shell find tests/faults tests/hostile -name '*.test.ts' | sort)
-TEST_FILES = $(filter-out $(SLOW_TESTS),$(shell find services tests -name '*.test.ts' -not -path '*/node_modules/*' | sort)) tests/faults/checks.test.ts
+TEST_FILES = $(filter-out $(SLOW_TESTS),$(shell find packages services tests -name '*.test.ts' -not -path '*/node_modules/*' | sort)) tests/faults/checks.test.ts
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -22,22 +21,15 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-tools: $(TOOLS)/.grpcurl-$(GRPCURL_VERSION) $(TOOLS)/.ghz-$(GHZ_VERSION) ## Install grpcurl and ghz into .tools/bin (pinned, go install)
-$(TOOLS)/.grpcurl-$(GRPCURL_VERSION):
-	@mkdir -p $(TOOLS)
-	GOBIN=$(TOOLS) go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
-	@touch $@
-$(TOOLS)/.ghz-$(GHZ_VERSION):
-	@mkdir -p $(TOOLS)
-	GOBIN=$(TOOLS) go install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
-	@touch $@
+tools: ## Install the pinned nats-server, grpcurl and ghz into .tools/bin (go install, deploy/versions.env)
+	@bash deploy/install-tools.sh
 
 proto: deps ## Lint the protos, regenerate TypeScript and the reflection descriptor set
 	npx buf lint proto
-	rm -rf services/common/src/gen
+	rm -rf packages/kit/src/gen
 	npx buf generate --template proto/buf.gen.yaml
-	npx buf build proto -o services/common/descriptors/tickmesh.binpb
-	npx buf build node_modules/grpc-health-check/proto -o services/common/descriptors/health.binpb
+	npx buf build proto -o packages/kit/descriptors/tickmesh.binpb
+	npx buf build node_modules/grpc-health-check/proto -o packages/kit/descriptors/health.binpb
 
 docs: deps ## Regenerate docs/configuration.md from the config specs
 	npx tsx tests/contracts/render-config-docs.ts

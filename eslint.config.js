@@ -8,7 +8,8 @@ export default tseslint.config(
     ignores: [
       'dist/**',
       'node_modules/**',
-      'services/common/src/gen/**',
+      'packages/kit/src/gen/**',
+      'packages/*/dist/**',
       '.run/**',
       '.tools/**',
       'tests/load/results/**',

@@ -1,7 +1,7 @@
 // Every process's configuration spec in one place: the source of
 // docs/configuration.md and of the check that Kubernetes sets only variables
 // the code reads.
-import { describeConfig, type ConfigSpec } from '../../services/common/src/config.js';
+import { describeConfig, type ConfigSpec } from '@tickmesh/kit';
 import { customersConfigSpec, migrateConfigSpec } from '../../services/customers/src/config.js';
 import { gatewayConfigSpec } from '../../services/gateway/src/config.js';
 import { priceCacheConfigSpec } from '../../services/price-cache/src/config.js';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
-import { projectPath } from '../../services/common/src/paths.js';
+import { projectPath } from '@tickmesh/kit';
 import { CONFIG_CATALOG, renderConfigurationDoc } from './config-catalog.js';
 
 test('docs/configuration.md is current (run `make docs`)', () => {

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { projectPath } from '../../services/common/src/paths.js';
+import { projectPath } from '@tickmesh/kit';
 
 const root = projectPath();
 const buf = join(root, 'node_modules', '.bin', 'buf');
@@ -30,8 +30,8 @@ test('generated TypeScript is current (run `make proto`)', () => {
       cwd: root,
       stdio: 'pipe',
     });
-    const fresh = join(out, 'services', 'common', 'src', 'gen');
-    const committed = join(root, 'services', 'common', 'src', 'gen');
+    const fresh = join(out, 'packages', 'kit', 'src', 'gen');
+    const committed = join(root, 'packages', 'kit', 'src', 'gen');
     const freshFiles = listFiles(fresh)
       .map((f) => relative(fresh, f))
       .sort();
@@ -60,8 +60,8 @@ for (const [name, input] of [
     try {
       const file = join(out, name);
       execFileSync(buf, ['build', input, '-o', file], { cwd: root, stdio: 'pipe' });
-      const committed = readFileSync(join(root, 'services', 'common', 'descriptors', name));
-      assert.ok(committed.equals(readFileSync(file)), `services/common/descriptors/${name} is stale`);
+      const committed = readFileSync(join(root, 'packages', 'kit', 'descriptors', name));
+      assert.ok(committed.equals(readFileSync(file)), `packages/kit/descriptors/${name} is stale`);
     } finally {
       rmSync(out, { recursive: true, force: true });
     }

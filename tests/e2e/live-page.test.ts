@@ -7,8 +7,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { loadUniverse } from '../../services/common/src/market/universe.js';
-import { projectPath } from '../../services/common/src/paths.js';
+import { loadUniverse, projectPath } from '@tickmesh/kit';
 import {
   ScriptedMarket,
   startScriptedUpstream,

@@ -31,22 +31,17 @@ import {
   UpdateCustomerRequest,
   UpdateCustomerResponse,
   VerifyApiKeyRequest,
-} from '../../services/common/src/gen/tickmesh/customer/v1/customer.js';
-import {
   PublishTickRequest,
   PublishTickResponse,
   PublishTicksRequest,
   PublishTicksResponse,
-} from '../../services/common/src/gen/tickmesh/ingest/v1/ingest.js';
-import type { Tick } from '../../services/common/src/gen/tickmesh/market/v1/market.js';
-import {
   GetBarsRequest,
   GetQuoteRequest,
   ListQuotesRequest,
   StreamQuotesRequest,
-} from '../../services/common/src/gen/tickmesh/price/v1/price.js';
-import { fromUnits } from '../../services/common/src/market/decimal.js';
-import { loadUniverse } from '../../services/common/src/market/universe.js';
+} from '@tickmesh/kit/proto';
+import type { Tick } from '@tickmesh/kit/proto';
+import { fromUnits, loadUniverse } from '@tickmesh/kit';
 import { startStack, waitFor, type ServiceName, type Stack } from '../support/stack.js';
 import { readStream } from '../faults/lib/model.js';
 import { FUZZ_SEED, int64ish, nastyNumber, nastyString, rawBytes, samples } from './lib/arbitraries.js';

@@ -13,12 +13,10 @@ import {
   CustomerServiceClient,
   type CreateApiKeyResponse,
   type CreateCustomerResponse,
-} from '../../services/common/src/gen/tickmesh/customer/v1/customer.js';
-import {
   PriceServiceClient,
   type StreamQuotesResponse,
-} from '../../services/common/src/gen/tickmesh/price/v1/price.js';
-import { createClient } from '../../services/common/src/grpc/client.js';
+} from '@tickmesh/kit/proto';
+import { createClient } from '@tickmesh/kit';
 import { metricValue, sleep, startStack, waitFor, type Stack } from '../support/stack.js';
 import { TrackedClient } from '../faults/lib/ws-tracker.js';
 

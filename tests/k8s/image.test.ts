@@ -23,7 +23,7 @@ const runs = (s: Stage | undefined) =>
   (s?.instructions ?? []).filter((i) => i.keyword === 'RUN').map((i) => i.args);
 const ALLOWED_BASES = /^node:20(\.\d+){0,2}-(bookworm-slim|alpine(\d+(\.\d+)?)?)(@sha256:[0-9a-f]{64})?$/;
 const SECRETISH = /PASSWORD|SECRET|TOKEN|PRIVATE|CREDENTIAL|API_?KEY/i;
-const ASSETS = ['services/common/descriptors', 'services/common/markets', 'services/gateway/public'];
+const ASSETS = ['packages/kit/descriptors', 'packages/kit/markets', 'services/gateway/public'];
 
 /** Checks on a parsed Dockerfile, as a function so a broken one can be shown to fail. */
 export function dockerfileProblems(text: string): string[] {
@@ -54,7 +54,7 @@ export function dockerfileProblems(text: string): string[] {
     out.push('runtime: dist/ not copied from the build stage');
   if (copies.some((c) => !c.includes('--from='))) {
     for (const c of copies.filter((x) => !x.includes('--from='))) {
-      if (!/^package\.json package-lock\.json \.\/$/.test(c))
+      if (!/^(package\.json package-lock\.json \.\/|packages\/kit\/package\.json packages\/kit\/)$/.test(c))
         out.push(`runtime copies from the build context: ${c}`);
     }
   }
@@ -98,7 +98,7 @@ void describe('deploy/Dockerfile', () => {
       /no npm ci --omit=dev/,
       /USER "node" is not numeric/,
       /MYSQL_PASSWORD=hunter2 looks like a secret/,
-      /asset folder services\/common\/descriptors/,
+      /asset folder packages\/kit\/descriptors/,
       /simulator-main\.js exists/,
     ]) {
       assert.match(problems, re);
@@ -147,9 +147,10 @@ void describe('.dockerignore', () => {
       'tsconfig.json',
       'tsconfig.build.json',
       'proto/buf.yaml',
-      'services/common/src/config.ts',
-      'services/common/descriptors/tickmesh.binpb',
-      'services/common/markets/bist30.json',
+      'packages/kit/src/config.ts',
+      'packages/kit/package.json',
+      'packages/kit/descriptors/tickmesh.binpb',
+      'packages/kit/markets/bist30.json',
       'services/gateway/public/index.html',
       'services/customers/src/migrations/index.ts',
       'deploy/Dockerfile',
@@ -198,7 +199,7 @@ void describe('what the image build needs from the repository', () => {
   }
 
   void it('the descriptor set for gRPC reflection is there', () => {
-    const files = readdirSync(join(REPO_ROOT, 'services/common/descriptors'));
+    const files = readdirSync(join(REPO_ROOT, 'packages/kit/descriptors'));
     assert.ok(
       files.some((f) => f.endsWith('.binpb')),
       files.join(', '),

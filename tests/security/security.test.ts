@@ -24,13 +24,11 @@ import {
   CustomerServiceClient,
   type CreateApiKeyResponse,
   type CreateCustomerResponse,
-} from '../../services/common/src/gen/tickmesh/customer/v1/customer.js';
-import { PriceServiceClient } from '../../services/common/src/gen/tickmesh/price/v1/price.js';
-import { IngestServiceClient } from '../../services/common/src/gen/tickmesh/ingest/v1/ingest.js';
-import { bearerTokenInterceptor } from '../../services/common/src/grpc/auth.js';
-import { createClient } from '../../services/common/src/grpc/client.js';
-import { channelCredentials } from '../../services/common/src/grpc/tls.js';
-import { healthClient, healthStatus } from '../../services/common/test/health-client.js';
+  PriceServiceClient,
+  IngestServiceClient,
+} from '@tickmesh/kit/proto';
+import { bearerTokenInterceptor, createClient, channelCredentials } from '@tickmesh/kit';
+import { healthClient, healthStatus } from '../support/health-client.js';
 import { ROOT, sleep, startStack, waitFor, type ServiceName, type Stack } from '../support/stack.js';
 
 const execFileP = promisify(execFile);

@@ -11,13 +11,8 @@
 //
 //   node --import tsx tests/soak/soak.ts                    # 10 minutes
 //   SOAK_DURATION=90s SOAK_SAMPLE=5s node --import tsx tests/soak/soak.ts
-import {
-  CustomerServiceClient,
-  type CreateCustomerResponse,
-} from '../../services/common/src/gen/tickmesh/customer/v1/customer.js';
-import { PriceServiceClient } from '../../services/common/src/gen/tickmesh/price/v1/price.js';
-import { createClient } from '../../services/common/src/grpc/client.js';
-import { loadUniverse } from '../../services/common/src/market/universe.js';
+import { CustomerServiceClient, type CreateCustomerResponse, PriceServiceClient } from '@tickmesh/kit/proto';
+import { createClient, loadUniverse } from '@tickmesh/kit';
 import { metricValue, sleep, startStack, waitFor, type ServiceName, type Stack } from '../support/stack.js';
 import { ProducerLoad } from '../faults/lib/producers.js';
 import { TrackedClient } from '../faults/lib/ws-tracker.js';

@@ -24,7 +24,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as grpc from '@grpc/grpc-js';
-import { healthClient, healthStatus } from '../../services/common/test/health-client.js';
+import { healthClient, healthStatus } from './health-client.js';
 import {
   freePort,
   startMariaDb,

@@ -14,14 +14,12 @@ import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { Metadata } from '@grpc/grpc-js';
-import { parseConfig } from '../../common/src/config.js';
+import { parseConfig, createClient, projectPath } from '@tickmesh/kit';
 import {
   CreateCustomerRequest,
   CustomerServiceClient,
   type CreateCustomerResponse,
-} from '../../common/src/gen/tickmesh/customer/v1/customer.js';
-import { createClient } from '../../common/src/grpc/client.js';
-import { projectPath } from '../../common/src/paths.js';
+} from '@tickmesh/kit/proto';
 import { runGhz, type GhzSummary } from '../../../tests/load/lib/ghz.js';
 import {
   startProcess,

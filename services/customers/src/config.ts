@@ -9,7 +9,7 @@ import {
   str,
   type ConfigOf,
   type ConfigSpec,
-} from '../../common/src/config.js';
+} from '@tickmesh/kit';
 
 /** The MySQL/MariaDB connection: shared by the service and migrate-main (the Kubernetes Job). */
 export const mysqlConnectionConfig = {

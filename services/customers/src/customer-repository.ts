@@ -1,6 +1,6 @@
 // customers table access. Parameterized queries only (knex bindings): any
 // string, injection attempts included, is stored and returned literally.
-import { AlreadyExistsError } from '../../common/src/errors.js';
+import { AlreadyExistsError } from '@tickmesh/kit';
 import type { Db } from './db.js';
 import { isDuplicateKey } from './db-errors.js';
 

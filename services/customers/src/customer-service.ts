@@ -3,14 +3,8 @@
 // network); `registerCustomerService` wraps them for grpc-js, turning
 // database outages into UNAVAILABLE.
 import { Counter, type Registry } from 'prom-client';
-import {
-  NotFoundError,
-  ResourceExhaustedError,
-  UnauthenticatedError,
-  UnavailableError,
-} from '../../common/src/errors.js';
-import type { GrpcServer } from '../../common/src/grpc/server.js';
-import type { Logger } from '../../common/src/logger.js';
+import { NotFoundError, ResourceExhaustedError, UnauthenticatedError, UnavailableError } from '@tickmesh/kit';
+import type { GrpcServer, Logger } from '@tickmesh/kit';
 import {
   CustomerServiceService,
   type ApiKey,
@@ -38,7 +32,7 @@ import {
   type UpdateCustomerResponse,
   type VerifyApiKeyRequest,
   type VerifyApiKeyResponse,
-} from '../../common/src/gen/tickmesh/customer/v1/customer.js';
+} from '@tickmesh/kit/proto';
 import { generateSecret, secretMatches, secretPrefix } from './api-key-secret.js';
 import type { ApiKeyRepository, ApiKeyRow } from './api-key-repository.js';
 import type { CustomerPatch, CustomerRepository, CustomerRow } from './customer-repository.js';

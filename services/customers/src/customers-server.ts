@@ -2,7 +2,7 @@
 // repositories and handlers, and the gRPC server with health following
 // MySQL and the schema. main.ts calls this; the tests call it too, so they
 // exercise the same assembly on port 0.
-import { serveGrpc, type RunningGrpcService, type ServiceKit } from '../../common/src/service.js';
+import { serveGrpc, type RunningGrpcService, type ServiceKit } from '@tickmesh/kit';
 import { ApiKeyRepository } from './api-key-repository.js';
 import type { CustomersConfig } from './config.js';
 import { CustomerRepository } from './customer-repository.js';

@@ -2,7 +2,7 @@
 // (UNAVAILABLE, never INTERNAL): no connection, a dropped connection, a
 // timeout, a server going down or read-only, lock contention, a schema that
 // is not migrated. Callers see a fixed message; the cause goes to the log.
-import { DomainError, UnavailableError } from '../../common/src/errors.js';
+import { DomainError, UnavailableError } from '@tickmesh/kit';
 
 const UNAVAILABLE_CODES = new Set([
   // network

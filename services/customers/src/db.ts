@@ -5,7 +5,7 @@
 // is discarded by knex rather than reused, and dead connections fail
 // validation, so the pool heals by itself after an outage.
 import knex, { type Knex } from 'knex';
-import type { Logger } from '../../common/src/logger.js';
+import type { Logger } from '@tickmesh/kit';
 import type { MysqlConfig, MysqlConnectionConfig } from './config.js';
 
 export interface Db {

@@ -1,5 +1,5 @@
 // Readiness of CustomerService: MySQL answers, and the schema is migrated.
-import type { DependencyCheck } from '../../common/src/health.js';
+import type { DependencyCheck } from '@tickmesh/kit';
 import type { Db } from './db.js';
 import { MIGRATE_HINT, missingMigrations } from './migrator.js';
 

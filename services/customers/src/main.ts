@@ -2,10 +2,8 @@
 // config -> service (pool, handlers, gRPC server, health) -> signal-driven
 // shutdown. The schema is migrated by migrate-main.ts (a Kubernetes Job;
 // `make up` locally), never from here: until it is, readiness says why not.
-import { loadConfig, redactConfig } from '../../common/src/config.js';
-import type { Logger } from '../../common/src/logger.js';
-import { createServiceKit } from '../../common/src/service.js';
-import { runMain } from '../../common/src/shutdown.js';
+import { loadConfig, redactConfig, createServiceKit, runMain } from '@tickmesh/kit';
+import type { Logger } from '@tickmesh/kit';
 import { customersConfigSpec } from './config.js';
 import { startCustomersService } from './customers-server.js';
 

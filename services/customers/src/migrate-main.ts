@@ -4,9 +4,7 @@
 // success, 1 on failure (the Job retries), 2 on bad usage or configuration.
 import { setTimeout as sleep } from 'node:timers/promises';
 import knex, { type Knex } from 'knex';
-import { loadConfig } from '../../common/src/config.js';
-import { createLogger } from '../../common/src/logger.js';
-import { runMain } from '../../common/src/shutdown.js';
+import { loadConfig, createLogger, runMain } from '@tickmesh/kit';
 import { migrateConfigSpec } from './config.js';
 import { knexConfig } from './db.js';
 import { isUnavailable } from './db-errors.js';

@@ -10,7 +10,7 @@
 // strict: anything that is not exactly a token this code produced (wrong
 // alphabet, non-canonical base64, extra keys, another version, a malformed id,
 // a filter differing from the request's) is INVALID_ARGUMENT page_token.
-import { InvalidArgumentError } from '../../common/src/errors.js';
+import { InvalidArgumentError } from '@tickmesh/kit';
 import { canonicalId } from './ids.js';
 
 const VERSION = 1;

@@ -1,7 +1,6 @@
 // Request validation, pure: every function returns the clean value or throws
 // InvalidArgumentError naming the field, so a bad request changes nothing.
-import { InvalidArgumentError } from '../../common/src/errors.js';
-import { symbolProblem } from '../../common/src/market/symbols.js';
+import { InvalidArgumentError, symbolProblem } from '@tickmesh/kit';
 import { canonicalId } from './ids.js';
 
 export const NAME_MAX_CHARS = 100;

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { Metadata, status, type CallOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import knex, { type Knex } from 'knex';
-import { parseConfig } from '../../common/src/config.js';
+import { parseConfig, createClient, createServiceKit } from '@tickmesh/kit';
 import {
   CreateCustomerRequest,
   GetCustomerRequest,
@@ -18,10 +18,8 @@ import {
   RevokeApiKeyRequest,
   VerifyApiKeyRequest,
   CustomerServiceClient,
-} from '../../common/src/gen/tickmesh/customer/v1/customer.js';
-import { createClient } from '../../common/src/grpc/client.js';
-import type { RunningGrpcService } from '../../common/src/service.js';
-import { createServiceKit } from '../../common/src/service.js';
+} from '@tickmesh/kit/proto';
+import type { RunningGrpcService } from '@tickmesh/kit';
 import { customersConfigSpec, type CustomersConfig } from '../src/config.js';
 import { CUSTOMER_SERVICE_NAME } from '../src/customer-service.js';
 import { startCustomersService } from '../src/customers-server.js';

@@ -9,7 +9,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
 import { status, type Client } from '@grpc/grpc-js';
-import { healthClient, healthStatus, waitForHealth } from '../../common/test/health-client.js';
+import { healthClient, healthStatus, waitForHealth } from '../../../tests/support/health-client.js';
 import { startMariaDb, stopAll } from '../../../tests/support/servers.js';
 import { CUSTOMER_SERVICE_NAME } from '../src/customer-service.js';
 import { migrateLatest } from '../src/migrator.js';

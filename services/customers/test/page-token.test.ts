@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { InvalidArgumentError } from '../../common/src/errors.js';
+import { InvalidArgumentError } from '@tickmesh/kit';
 import { decodePageToken, encodePageToken } from '../src/page-token.js';
 
 const ID = '0193a5e2-7c1f-7a3b-9d2e-4f5a6b7c8d9e';

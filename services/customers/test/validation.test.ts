@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { InvalidArgumentError } from '../../common/src/errors.js';
+import { InvalidArgumentError } from '@tickmesh/kit';
 import {
   charLength,
   pageSize,

@@ -5,8 +5,8 @@
 import { createHash } from 'node:crypto';
 import { Metadata, status } from '@grpc/grpc-js';
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
-import { isServiceError } from '../../common/src/errors.js';
-import type { CustomerServiceClient } from '../../common/src/gen/tickmesh/customer/v1/customer.js';
+import { isServiceError } from '@tickmesh/kit';
+import type { CustomerServiceClient } from '@tickmesh/kit/proto';
 import { TtlCache } from './ttl-cache.js';
 
 export type AuthResult =

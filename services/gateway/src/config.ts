@@ -12,7 +12,7 @@ import {
   type ConfigSpec,
   grpcClientConfig,
   jwtConfig,
-} from '../../common/src/config.js';
+} from '@tickmesh/kit';
 
 export const gatewayConfigSpec = {
   ...commonConfig,

@@ -5,8 +5,8 @@
 import { createServer, type Server } from 'node:http';
 import { once } from 'node:events';
 import type { Registry } from 'prom-client';
-import { HealthMonitor, type DependencyCheck } from '../../common/src/health.js';
-import type { Logger } from '../../common/src/logger.js';
+import { HealthMonitor, type DependencyCheck } from '@tickmesh/kit';
+import type { Logger } from '@tickmesh/kit';
 import type { Authenticator } from './auth.js';
 import type { GatewayConfig } from './config.js';
 import { Fanout } from './fanout.js';

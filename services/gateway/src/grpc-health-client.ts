@@ -3,7 +3,7 @@
 // channel so it sees exactly what the real calls see.
 import { makeClientConstructor, type Client, credentials } from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
-import type { DependencyCheck } from '../../common/src/health.js';
+import type { DependencyCheck } from '@tickmesh/kit';
 
 type HealthClient = Client & {
   check(

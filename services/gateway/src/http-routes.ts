@@ -3,7 +3,7 @@
 // page. GET and HEAD only; unknown paths are 404.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
-import type { HealthMonitor } from '../../common/src/health.js';
+import type { HealthMonitor } from '@tickmesh/kit';
 import { SECURITY_HEADERS, type StaticFile } from './static-files.js';
 
 export interface HttpRoutesOptions {

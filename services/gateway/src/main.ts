@@ -1,14 +1,17 @@
 // gateway: config -> clients (PriceService, CustomerService) -> HTTP +
 // WebSocket server -> shutdown. The parts live in gateway.ts and its modules.
-import { clientSecurity, createClient } from '../../common/src/grpc/client.js';
-import { CustomerServiceClient } from '../../common/src/gen/tickmesh/customer/v1/customer.js';
-import { PriceServiceClient } from '../../common/src/gen/tickmesh/price/v1/price.js';
-import { startMetricsServer } from '../../common/src/metrics.js';
-import { createServiceKit } from '../../common/src/service.js';
-import { onShutdown, runMain } from '../../common/src/shutdown.js';
-import { redactConfig, type ConfigSpec } from '../../common/src/config.js';
-import type { Logger } from '../../common/src/logger.js';
-import type { DependencyCheck } from '../../common/src/health.js';
+import {
+  clientSecurity,
+  createClient,
+  startMetricsServer,
+  createServiceKit,
+  onShutdown,
+  runMain,
+  redactConfig,
+  type ConfigSpec,
+} from '@tickmesh/kit';
+import { CustomerServiceClient, PriceServiceClient } from '@tickmesh/kit/proto';
+import type { Logger, DependencyCheck } from '@tickmesh/kit';
 import {
   ApiKeyAuthenticator,
   JwtAuthenticator,

@@ -4,7 +4,7 @@
 // connection ageing does that), so the feed can replace its stream before the
 // old connection is closed.
 import { connectivityState, status, type ServiceError } from '@grpc/grpc-js';
-import type { PriceServiceClient } from '../../common/src/gen/tickmesh/price/v1/price.js';
+import type { PriceServiceClient } from '@tickmesh/kit/proto';
 import type { UpstreamSource } from './upstream-feed.js';
 
 export function priceServiceSource(client: PriceServiceClient): UpstreamSource {

@@ -9,7 +9,7 @@
 // built with its quotes (OutFrame.quotes/snapshot), so no quote is ever
 // converted from JSON. Client messages are decoded here
 // and then validated by the same rules as JSON ones.
-import { ClientMessage, ServerMessage } from '../../common/src/gen/tickmesh/gateway/v1/websocket.js';
+import { ClientMessage, ServerMessage } from '@tickmesh/kit/proto';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import type { OutFrame, ProtoQuotes } from './fanout.js';
 import { ErrorCode, parseMessageId, validateClientMessage, type ParseResult } from './protocol.js';

@@ -1,7 +1,7 @@
 // The WebSocket protocol tickmesh.v1 (docs/websocket-protocol.md): parsing and
 // validation of client messages, and the server messages. Pure: no sockets.
 // Every rejection carries a stable error code so clients can act on it.
-import { symbolProblem } from '../../common/src/market/symbols.js';
+import { symbolProblem } from '@tickmesh/kit';
 
 export const PROTOCOL_VERSION = 'tickmesh.v1';
 /** Sec-WebSocket-Protocol of the JSON encoding (also the default when none is offered). */

@@ -2,7 +2,7 @@
 // Serialized once when the quote arrives from upstream; every frame that
 // carries it splices the same string in (and the same encoded Quote for the
 // binary encoding, proto-codec.ts).
-import type { Quote } from '../../common/src/gen/tickmesh/market/v1/market.js';
+import type { Quote } from '@tickmesh/kit/proto';
 
 /**
  * Fields in a fixed order. Prices arrive rounded to the tick size (doubles

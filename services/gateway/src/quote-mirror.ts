@@ -2,8 +2,8 @@
 // stream. It answers client snapshots at once, and its per-symbol seq check
 // drops anything not newer than what it holds, so two overlapping upstream
 // streams (make-before-break) never produce a duplicate or a step back.
-import { Quote } from '../../common/src/gen/tickmesh/market/v1/market.js';
-import { isValidSymbol } from '../../common/src/market/symbols.js';
+import { Quote } from '@tickmesh/kit/proto';
+import { isValidSymbol } from '@tickmesh/kit';
 import { conflatedJson, conflatedProto, quoteJson } from './quote-json.js';
 
 export interface MirrorEntry {

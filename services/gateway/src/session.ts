@@ -2,7 +2,7 @@
 // limit, and the ops (auth, subscribe, unsubscribe, ping). Every bad input is
 // answered with an error code and changes nothing; only authentication
 // failures, floods and limits close the connection, each with its own code.
-import type { Logger } from '../../common/src/logger.js';
+import type { Logger } from '@tickmesh/kit';
 import type { Authenticator } from './auth.js';
 import { Fanout, OutFrame, type ClientTransport, type FanoutClient } from './fanout.js';
 import { TokenBucket } from './limits.js';

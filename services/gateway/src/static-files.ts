@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { projectPath } from '../../common/src/paths.js';
+import { projectPath } from '@tickmesh/kit';
 
 export interface StaticFile {
   body: Buffer;

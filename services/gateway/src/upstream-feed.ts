@@ -18,12 +18,9 @@
 //    price-cache splits large ones): they are assembled until the one marked
 //    snapshot_complete; from a server that does not mark it, until the first
 //    other message or until none followed for a short settle time.
-import type { Logger } from '../../common/src/logger.js';
-import type { Quote } from '../../common/src/gen/tickmesh/market/v1/market.js';
-import {
-  StreamQuotesResponse_Kind as Kind,
-  type StreamQuotesResponse,
-} from '../../common/src/gen/tickmesh/price/v1/price.js';
+import type { Logger } from '@tickmesh/kit';
+import type { Quote } from '@tickmesh/kit/proto';
+import { StreamQuotesResponse_Kind as Kind, type StreamQuotesResponse } from '@tickmesh/kit/proto';
 import { fullJitterDelay } from './backoff.js';
 import type { QuoteMirror, QuoteUpdate } from './quote-mirror.js';
 import type { ResnapshotReason } from './protocol.js';

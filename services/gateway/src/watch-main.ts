@@ -2,7 +2,7 @@
 // shows a live table over the WebSocket protocol and reconnects by itself.
 // Credentials: prefer TICKMESH_TOKEN (a --token flag is visible in `ps`).
 import { parseArgs } from 'node:util';
-import { isValidSymbol } from '../../common/src/market/symbols.js';
+import { isValidSymbol } from '@tickmesh/kit';
 import { WatchClient, type ConnectionState } from './watch-client.js';
 import { applyWatchQuote, renderScreen, type WatchScreen } from './watch-table.js';
 

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { redactUrl, type Logger } from '../../common/src/logger.js';
+import { redactUrl, type Logger } from '@tickmesh/kit';
 import type { Fanout } from './fanout.js';
 import type { GatewayMetrics } from './gateway-metrics.js';
 import { lagProbeIntervalMs } from './lag-probe-pacing.js';

@@ -3,16 +3,19 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SignJWT } from 'jose';
+import { CustomerServiceClient, CustomerServiceService } from '@tickmesh/kit/proto';
 import {
-  CustomerServiceClient,
-  CustomerServiceService,
-} from '../../common/src/gen/tickmesh/customer/v1/customer.js';
-import { commonConfig, grpcServerConfig, parseConfig } from '../../common/src/config.js';
-import { UnauthenticatedError, UnavailableError } from '../../common/src/errors.js';
-import { createClient } from '../../common/src/grpc/client.js';
-import { createLogger } from '../../common/src/logger.js';
-import { createMetricsRegistry } from '../../common/src/metrics.js';
-import { serveGrpc, type RunningGrpcService } from '../../common/src/service.js';
+  commonConfig,
+  grpcServerConfig,
+  parseConfig,
+  UnauthenticatedError,
+  UnavailableError,
+  createClient,
+  createLogger,
+  createMetricsRegistry,
+  serveGrpc,
+  type RunningGrpcService,
+} from '@tickmesh/kit';
 import { ApiKeyAuthenticator, JwtAuthenticator, verifyWithCustomerService } from '../src/auth.js';
 import { grpcHealthCheck } from '../src/grpc-health-client.js';
 import { ScriptedMarket, startScriptedUpstream, type ScriptedUpstream } from './support/scripted-upstream.js';

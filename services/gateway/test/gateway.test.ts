@@ -6,7 +6,7 @@ import { WebSocket } from 'ws';
 import { ScriptedMarket, startScriptedUpstream, type ScriptedUpstream } from './support/scripted-upstream.js';
 import { metricValue, startTestGateway, type TestGateway } from './support/gateway-harness.js';
 import { eventually, PROTO, TestClient, type Msg } from './support/ws-client.js';
-import { ClientMessage } from '../../common/src/gen/tickmesh/gateway/v1/websocket.js';
+import { ClientMessage } from '@tickmesh/kit/proto';
 
 const SYMBOLS = ['AKBNK', 'GARAN', 'THYAO', 'ASELS'];
 

@@ -3,7 +3,7 @@
 // messages get the same validation and error codes as JSON ones.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ClientMessage, ServerMessage } from '../../common/src/gen/tickmesh/gateway/v1/websocket.js';
+import { ClientMessage, ServerMessage } from '@tickmesh/kit/proto';
 import { OutFrame } from '../src/fanout.js';
 import { parseBinaryClientMessage, protoPayload } from '../src/proto-codec.js';
 import {

@@ -12,7 +12,7 @@ import {
   welcomeMessage,
 } from '../src/protocol.js';
 import { conflatedJson, quoteJson } from '../src/quote-json.js';
-import type { Quote } from '../../common/src/gen/tickmesh/market/v1/market.js';
+import type { Quote } from '@tickmesh/kit/proto';
 
 const codes = new Set<string>(Object.values(ErrorCode));
 

@@ -1,11 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  StreamQuotesResponse_Kind as Kind,
-  type StreamQuotesResponse,
-} from '../../common/src/gen/tickmesh/price/v1/price.js';
-import type { Quote } from '../../common/src/gen/tickmesh/market/v1/market.js';
-import { createLogger } from '../../common/src/logger.js';
+import { StreamQuotesResponse_Kind as Kind, type StreamQuotesResponse } from '@tickmesh/kit/proto';
+import type { Quote } from '@tickmesh/kit/proto';
+import { createLogger } from '@tickmesh/kit';
 import { QuoteMirror, type QuoteUpdate } from '../src/quote-mirror.js';
 import { UpstreamFeed, type UpstreamFeedOptions, type UpstreamSource } from '../src/upstream-feed.js';
 import { quote } from './support/quotes.js';

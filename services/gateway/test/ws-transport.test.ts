@@ -11,7 +11,7 @@ import { OutFrame } from '../src/fanout.js';
 import { preframingAvailable, wireBytes, WsTransport } from '../src/ws-transport.js';
 import { heartbeatMessage } from '../src/protocol.js';
 import { QuoteMirror } from '../src/quote-mirror.js';
-import { ServerMessage } from '../../common/src/gen/tickmesh/gateway/v1/websocket.js';
+import { ServerMessage } from '@tickmesh/kit/proto';
 import { appliedUpdates, quote } from './support/quotes.js';
 
 async function pair(): Promise<{ server: WebSocket; client: WebSocket; close: () => Promise<void> }> {

@@ -10,11 +10,7 @@
 //   node --import tsx services/price-cache/bench/bare-server.ts unary|stream [nats-url]
 import { Server, ServerCredentials, status, type ServerWritableStream } from '@grpc/grpc-js';
 import { connect } from '@nats-io/transport-node';
-import { Quote } from '../../common/src/gen/tickmesh/market/v1/market.js';
-import {
-  PriceServiceService,
-  StreamQuotesResponse_Kind,
-} from '../../common/src/gen/tickmesh/price/v1/price.js';
+import { Quote, PriceServiceService, StreamQuotesResponse_Kind } from '@tickmesh/kit/proto';
 import { encodeStreamFrame, priceServiceDefinition, type StreamFrame } from '../src/wire.js';
 
 const mode = process.argv[2];

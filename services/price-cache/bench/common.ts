@@ -11,7 +11,7 @@ import {
   type NatsTestServer,
   type RedisTestServer,
 } from '../../../tests/support/servers.js';
-import { projectRoot } from '../../common/src/paths.js';
+import { projectRoot } from '@tickmesh/kit';
 
 export { freePort, sleep };
 

@@ -8,9 +8,15 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
-import type { Tick } from '../../common/src/gen/tickmesh/market/v1/market.js';
-import { defaultInstrument, loadUniverse } from '../../common/src/market/universe.js';
-import { batchMessageId, encodeBatch, partitionOf, tickSubject } from '../../common/src/ticks/contract.js';
+import type { Tick } from '@tickmesh/kit/proto';
+import {
+  defaultInstrument,
+  loadUniverse,
+  batchMessageId,
+  encodeBatch,
+  partitionOf,
+  tickSubject,
+} from '@tickmesh/kit';
 import { KEY } from '../src/redis-store.js';
 import { decodeQuoteState } from '../src/state.js';
 import {

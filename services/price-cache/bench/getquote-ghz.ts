@@ -9,10 +9,8 @@ import { once } from 'node:events';
 import { promisify } from 'node:util';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { PriceServiceClient } from '../../common/src/gen/tickmesh/price/v1/price.js';
-import { createClient } from '../../common/src/grpc/client.js';
-import { projectPath } from '../../common/src/paths.js';
-import { encodeBatch, partitionOf, tickSubject } from '../../common/src/ticks/contract.js';
+import { PriceServiceClient } from '@tickmesh/kit/proto';
+import { createClient, kitPath, projectPath, encodeBatch, partitionOf, tickSubject } from '@tickmesh/kit';
 import { arg, freePort, priceCacheEnv, runTs, startInfra, stopChild, waitUntil } from './common.js';
 
 const SECONDS = arg('seconds', 10);
@@ -34,7 +32,7 @@ async function ghz(port: number, seconds: number): Promise<GhzResult> {
     [
       '--insecure',
       '--protoset',
-      projectPath('services', 'common', 'descriptors', 'tickmesh.binpb'),
+      kitPath('descriptors', 'tickmesh.binpb'),
       '--call',
       'tickmesh.price.v1.PriceService/GetQuote',
       '-d',

@@ -3,7 +3,7 @@
 // Messages are scanned, not decoded, so the counter is not the bottleneck.
 //   node --import tsx services/price-cache/bench/stream-counter.ts <port> <streams> '<request json>'
 import { credentials, makeGenericClientConstructor, type ClientReadableStream } from '@grpc/grpc-js';
-import { PriceServiceService, StreamQuotesRequest } from '../../common/src/gen/tickmesh/price/v1/price.js';
+import { PriceServiceService, StreamQuotesRequest } from '@tickmesh/kit/proto';
 
 const [portArg, streamsArg, requestArg] = process.argv.slice(2);
 const request = StreamQuotesRequest.fromJSON(JSON.parse(requestArg ?? '{"all":true}'));

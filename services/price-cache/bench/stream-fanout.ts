@@ -10,8 +10,8 @@ import { createInterface } from 'node:readline';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Redis } from 'ioredis';
-import { Quote } from '../../common/src/gen/tickmesh/market/v1/market.js';
-import { loadUniverse } from '../../common/src/market/universe.js';
+import { Quote } from '@tickmesh/kit/proto';
+import { loadUniverse } from '@tickmesh/kit';
 import { KEY } from '../src/redis-store.js';
 import {
   arg,

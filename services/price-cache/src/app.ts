@@ -8,14 +8,16 @@ import { hostname } from 'node:os';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
-import { redisCheck } from '../../common/src/deps/redis.js';
-import { natsCheck } from '../../common/src/deps/nats.js';
-import { Quote } from '../../common/src/gen/tickmesh/market/v1/market.js';
-import type { GrpcServer } from '../../common/src/grpc/server.js';
-import type { DependencyCheck } from '../../common/src/health.js';
-import type { Logger } from '../../common/src/logger.js';
-import { defaultInstrument, type Instrument, type Universe } from '../../common/src/market/universe.js';
-import { quoteSubject } from '../../common/src/ticks/contract.js';
+import {
+  redisCheck,
+  natsCheck,
+  defaultInstrument,
+  type Instrument,
+  type Universe,
+  quoteSubject,
+} from '@tickmesh/kit';
+import { Quote } from '@tickmesh/kit/proto';
+import type { GrpcServer, DependencyCheck, Logger } from '@tickmesh/kit';
 import { Applier } from './applier.js';
 import { CheckpointStore } from './checkpoint.js';
 import { CheckpointWriter } from './checkpoint-writer.js';

@@ -7,7 +7,7 @@
 // read: the write's compare-and-set on ss validates it (within an epoch, a
 // given ss means one exact state, the reducer being deterministic), so a
 // stale copy costs a conflict and a re-read, never a wrong write.
-import type { Quote, Tick } from '../../common/src/gen/tickmesh/market/v1/market.js';
+import type { Quote, Tick } from '@tickmesh/kit/proto';
 import { toQuote } from './quotes.js';
 import {
   applyMessage,

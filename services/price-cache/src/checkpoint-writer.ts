@@ -5,8 +5,8 @@
 // symbol it seals the bars that became final into new segments, writes the
 // small `q.<SYM>` record that lists them, and only then purges segments no
 // retained bar is in (docs/price-cache.md "Checkpoints").
-import type { Logger } from '../../common/src/logger.js';
-import { partitionOf } from '../../common/src/ticks/contract.js';
+import type { Logger } from '@tickmesh/kit';
+import { partitionOf } from '@tickmesh/kit';
 import { planSegments, type SegmentPlan, type SegmentRef } from './bar-segments.js';
 import { finalBefore } from './reducer.js';
 import {

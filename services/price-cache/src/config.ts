@@ -10,8 +10,8 @@ import {
   url,
   type ConfigOf,
   type ConfigSpec,
-} from '../../common/src/config.js';
-import { DEFAULT_TICK_PARTITIONS } from '../../common/src/ticks/contract.js';
+  DEFAULT_TICK_PARTITIONS,
+} from '@tickmesh/kit';
 
 export const priceCacheConfigSpec = {
   ...commonConfig,
@@ -32,7 +32,7 @@ export const priceCacheConfigSpec = {
   MARKET: {
     schema: str(),
     default: 'bist30',
-    doc: 'Universe file (services/common/markets/<name>.json or a path): tick sizes, reference prices, time zone',
+    doc: 'Universe file (packages/kit/markets/<name>.json or a path): tick sizes, reference prices, time zone',
   },
   TICKS_STREAM: {
     schema: str(),

@@ -2,7 +2,7 @@
 // replaced: writes stop (the apply script refuses) and one replica rebuilds.
 // An epoch change (a rebuild finished, here or elsewhere) is announced to
 // listeners: the mirror reloads and open streams get RESET + snapshot.
-import type { Logger } from '../../common/src/logger.js';
+import type { Logger } from '@tickmesh/kit';
 import type { EpochObserver } from './applier.js';
 
 export interface RebuildRunner {

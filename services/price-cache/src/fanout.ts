@@ -3,7 +3,7 @@
 // once (symbol, seq and epoch: no full decode), offered to the mirror, and
 // (when it is news) handed to the streams
 // that follow its symbol with its original bytes.
-import { isValidSymbol } from '../../common/src/market/symbols.js';
+import { isValidSymbol } from '@tickmesh/kit';
 import type { QuoteMirror } from './mirror.js';
 import type { QuoteStreamSession } from './quote-stream.js';
 import { scanQuote, type QuoteHead } from './wire.js';

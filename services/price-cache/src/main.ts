@@ -1,12 +1,15 @@
 // price-cache: JetStream ticks -> Redis, PriceService over gRPC. This file
 // only wires config, clients, the server and shutdown; see app.ts.
-import { loadConfig } from '../../common/src/config.js';
-import { connectNats } from '../../common/src/deps/nats.js';
-import { connectRedis } from '../../common/src/deps/redis.js';
-import type { Logger } from '../../common/src/logger.js';
-import { loadUniverse } from '../../common/src/market/universe.js';
-import { createServiceKit, serveGrpc } from '../../common/src/service.js';
-import { runMain } from '../../common/src/shutdown.js';
+import {
+  loadConfig,
+  connectNats,
+  connectRedis,
+  loadUniverse,
+  createServiceKit,
+  serveGrpc,
+  runMain,
+} from '@tickmesh/kit';
+import type { Logger } from '@tickmesh/kit';
 import { createPriceCache } from './app.js';
 import { configProblems, priceCacheConfigSpec } from './config.js';
 import { PRICE_SERVICE_NAME } from './price-service.js';

@@ -3,7 +3,7 @@
 // epoch changes. GetQuote/ListQuotes and stream snapshots read it, so a
 // unary call costs no Redis round trip. Each entry keeps its protobuf bytes:
 // streams forward them without encoding again.
-import { Quote } from '../../common/src/gen/tickmesh/market/v1/market.js';
+import { Quote } from '@tickmesh/kit/proto';
 import { toQuote } from './quotes.js';
 import type { QuoteState } from './state.js';
 

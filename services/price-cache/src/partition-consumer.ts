@@ -6,9 +6,9 @@
 // re-established after errors and stops cleanly (pending message nak-ed so
 // another replica takes it at once).
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
-import type { Quote, Tick } from '../../common/src/gen/tickmesh/market/v1/market.js';
-import type { Logger } from '../../common/src/logger.js';
-import { decodeBatch } from '../../common/src/ticks/contract.js';
+import type { Quote, Tick } from '@tickmesh/kit/proto';
+import type { Logger } from '@tickmesh/kit';
+import { decodeBatch } from '@tickmesh/kit';
 import { ApplyConflictError, NotReadyError, type Applier } from './applier.js';
 import type { EpochTracker } from './epoch.js';
 import type { PriceCacheMetrics } from './metrics.js';

@@ -3,7 +3,7 @@
 // while the replica is ready (Redis, NATS and the cache epoch all good):
 // otherwise UNAVAILABLE, so a client retries on another replica instead of
 // reading a cache that may be stale.
-import { NotFoundError, ResourceExhaustedError, UnavailableError } from '../../common/src/errors.js';
+import { NotFoundError, ResourceExhaustedError, UnavailableError } from '@tickmesh/kit';
 import type {
   GetBarsRequest,
   GetBarsResponse,
@@ -12,9 +12,8 @@ import type {
   ListQuotesRequest,
   ListQuotesResponse,
   StreamQuotesRequest,
-} from '../../common/src/gen/tickmesh/price/v1/price.js';
-import type { StreamSink } from '../../common/src/grpc/handlers.js';
-import type { GrpcServer } from '../../common/src/grpc/server.js';
+} from '@tickmesh/kit/proto';
+import type { StreamSink, GrpcServer } from '@tickmesh/kit';
 import type { QuoteHub } from './fanout.js';
 import type { PriceCacheMetrics } from './metrics.js';
 import type { MirrorEntry, QuoteMirror } from './mirror.js';

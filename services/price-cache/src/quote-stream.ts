@@ -3,8 +3,8 @@
 // latest value wins, marked conflated), so a slow client costs at most one
 // entry per symbol; a client that stays undrained too long, or whose map
 // outgrows its bound, is ended with RESOURCE_EXHAUSTED.
-import { ResourceExhaustedError } from '../../common/src/errors.js';
-import type { StreamSink } from '../../common/src/grpc/handlers.js';
+import { ResourceExhaustedError } from '@tickmesh/kit';
+import type { StreamSink } from '@tickmesh/kit';
 import type { MirrorEntry } from './mirror.js';
 import { StreamQuotesResponse_Kind, type QuoteBytes, type StreamFrame } from './wire.js';
 

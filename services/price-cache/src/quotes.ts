@@ -1,8 +1,8 @@
 // The boundary from integer minor units to wire doubles: every price leaves
 // as the double nearest to its decimal (fromUnits), so clients never see
 // 123.45000000001; change % is rounded to two decimals.
-import { BarInterval, type Bar, type Quote } from '../../common/src/gen/tickmesh/market/v1/market.js';
-import { round } from '../../common/src/market/decimal.js';
+import { BarInterval, type Bar, type Quote } from '@tickmesh/kit/proto';
+import { round } from '@tickmesh/kit';
 import type { BarState, Interval, QuoteState } from './state.js';
 
 const POW10 = Array.from({ length: 16 }, (_, d) => 10 ** d);

@@ -3,8 +3,8 @@
 // stream through the same reducer (its guards skip what a checkpoint already
 // covers), and only then set a new epoch. Until the epoch exists every
 // replica's apply script refuses to write, so nothing races the rebuild.
-import { decodeBatch, partitionOf } from '../../common/src/ticks/contract.js';
-import type { Logger } from '../../common/src/logger.js';
+import { decodeBatch, partitionOf } from '@tickmesh/kit';
+import type { Logger } from '@tickmesh/kit';
 import type { CheckpointStore, RestoredSymbol } from './checkpoint.js';
 import type { RebuildRunner } from './epoch.js';
 import type { PriceCacheMetrics } from './metrics.js';

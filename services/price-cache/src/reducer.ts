@@ -3,11 +3,9 @@
 // applied_time_ms). Everything the cache holds is therefore a deterministic
 // function of the stream, which is what makes redeliveries, several replicas
 // and rebuilds converge on one state (docs/price-cache.md).
-import type { Tick } from '../../common/src/gen/tickmesh/market/v1/market.js';
-import { roundToTickUnits } from '../../common/src/market/decimal.js';
-import { localTime } from '../../common/src/market/session.js';
-import { isValidSymbol } from '../../common/src/market/symbols.js';
-import type { Instrument } from '../../common/src/market/universe.js';
+import type { Tick } from '@tickmesh/kit/proto';
+import { roundToTickUnits, localTime, isValidSymbol } from '@tickmesh/kit';
+import type { Instrument } from '@tickmesh/kit';
 import { INTERVAL_MS, type BarState, type Interval, type QuoteState, type Watermark } from './state.js';
 
 export interface ReducerContext {

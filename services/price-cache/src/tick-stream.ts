@@ -13,8 +13,8 @@ import {
   type JetStreamManager,
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { Logger } from '../../common/src/logger.js';
-import { tickSubject } from '../../common/src/ticks/contract.js';
+import type { Logger } from '@tickmesh/kit';
+import { tickSubject } from '@tickmesh/kit';
 
 const nanos = (ms: number) => ms * 1_000_000;
 

@@ -1,14 +1,13 @@
 // Request validation for PriceService: every problem is an InvalidArgumentError
 // naming the field, raised before anything is read or changed.
-import { InvalidArgumentError } from '../../common/src/errors.js';
-import { BarInterval } from '../../common/src/gen/tickmesh/market/v1/market.js';
+import { InvalidArgumentError, symbolProblem } from '@tickmesh/kit';
+import { BarInterval } from '@tickmesh/kit/proto';
 import type {
   GetBarsRequest,
   GetQuoteRequest,
   ListQuotesRequest,
   StreamQuotesRequest,
-} from '../../common/src/gen/tickmesh/price/v1/price.js';
-import { symbolProblem } from '../../common/src/market/symbols.js';
+} from '@tickmesh/kit/proto';
 import type { Interval } from './state.js';
 
 export const MAX_SYMBOLS = 1000;

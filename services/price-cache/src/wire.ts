@@ -2,11 +2,7 @@
 // an update is serialized once (by the replica that applied it) and every
 // stream copies those bytes into its frames instead of encoding per
 // recipient. The layout is exactly what ts-proto would write (tested).
-import {
-  GetQuoteResponse,
-  PriceServiceService,
-  StreamQuotesResponse_Kind,
-} from '../../common/src/gen/tickmesh/price/v1/price.js';
+import { GetQuoteResponse, PriceServiceService, StreamQuotesResponse_Kind } from '@tickmesh/kit/proto';
 
 export interface QuoteBytes {
   bytes: Uint8Array;

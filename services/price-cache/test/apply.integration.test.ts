@@ -15,10 +15,9 @@ import {
   type NatsTestServer,
   type RedisTestServer,
 } from '../../../tests/support/servers.js';
-import { healthClient, healthStatus, waitForHealth } from '../../common/test/health-client.js';
-import { createClient } from '../../common/src/grpc/client.js';
-import { PriceServiceClient } from '../../common/src/gen/tickmesh/price/v1/price.js';
-import { decodeBatch, partitionOf } from '../../common/src/ticks/contract.js';
+import { healthClient, healthStatus, waitForHealth } from '../../../tests/support/health-client.js';
+import { createClient, decodeBatch, partitionOf } from '@tickmesh/kit';
+import { PriceServiceClient } from '@tickmesh/kit/proto';
 import { Applier } from '../src/applier.js';
 import {
   CheckpointStore,

@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import type { Tick } from '../../common/src/gen/tickmesh/market/v1/market.js';
-import { defaultInstrument, loadUniverse } from '../../common/src/market/universe.js';
+import type { Tick } from '@tickmesh/kit/proto';
+import { defaultInstrument, loadUniverse } from '@tickmesh/kit';
 import { barStart, planSegments, type SegmentRef } from '../src/bar-segments.js';
 import {
   applyMessage,

@@ -13,7 +13,7 @@ import {
   type NatsTestServer,
   type RedisTestServer,
 } from '../../../tests/support/servers.js';
-import { projectRoot } from '../../common/src/paths.js';
+import { projectRoot } from '@tickmesh/kit';
 import { KEY } from '../src/redis-store.js';
 import {
   connectTestNats,

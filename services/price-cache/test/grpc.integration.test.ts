@@ -16,16 +16,16 @@ import {
   type NatsTestServer,
   type RedisTestServer,
 } from '../../../tests/support/servers.js';
-import { BarInterval, Quote } from '../../common/src/gen/tickmesh/market/v1/market.js';
 import {
+  BarInterval,
+  Quote,
   PriceServiceClient,
   StreamQuotesResponse_Kind as Kind,
   type StreamQuotesRequest,
   type StreamQuotesResponse,
-} from '../../common/src/gen/tickmesh/price/v1/price.js';
-import { createClient } from '../../common/src/grpc/client.js';
-import { projectRoot } from '../../common/src/paths.js';
-import { healthClient, waitForHealth } from '../../common/test/health-client.js';
+} from '@tickmesh/kit/proto';
+import { createClient, projectRoot } from '@tickmesh/kit';
+import { healthClient, waitForHealth } from '../../../tests/support/health-client.js';
 import { KEY } from '../src/redis-store.js';
 import {
   connectTestNats,

@@ -4,9 +4,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import type { Tick } from '../../common/src/gen/tickmesh/market/v1/market.js';
-import { loadUniverse } from '../../common/src/market/universe.js';
-import { fromUnits } from '../../common/src/market/decimal.js';
+import type { Tick } from '@tickmesh/kit/proto';
+import { loadUniverse, fromUnits, defaultInstrument } from '@tickmesh/kit';
 import { toQuote, unitsToPrice } from '../src/quotes.js';
 import {
   applyMessage,
@@ -27,7 +26,6 @@ import {
   encodeWatermark,
   type QuoteState,
 } from '../src/state.js';
-import { defaultInstrument } from '../../common/src/market/universe.js';
 
 const universe = loadUniverse('bist30');
 const ctx: ReducerContext = {

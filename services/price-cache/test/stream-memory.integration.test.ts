@@ -14,12 +14,8 @@ import {
   type NatsTestServer,
   type RedisTestServer,
 } from '../../../tests/support/servers.js';
-import { Quote } from '../../common/src/gen/tickmesh/market/v1/market.js';
-import {
-  PriceServiceClient,
-  type StreamQuotesResponse,
-} from '../../common/src/gen/tickmesh/price/v1/price.js';
-import { createClient } from '../../common/src/grpc/client.js';
+import { Quote, PriceServiceClient, type StreamQuotesResponse } from '@tickmesh/kit/proto';
+import { createClient } from '@tickmesh/kit';
 import { KEY } from '../src/redis-store.js';
 import {
   connectTestNats,

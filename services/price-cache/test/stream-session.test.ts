@@ -4,13 +4,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
-import { Quote } from '../../common/src/gen/tickmesh/market/v1/market.js';
 import {
+  Quote,
   GetQuoteResponse,
   StreamQuotesResponse,
   StreamQuotesResponse_Kind as Kind,
-} from '../../common/src/gen/tickmesh/price/v1/price.js';
-import type { StreamSink } from '../../common/src/grpc/handlers.js';
+} from '@tickmesh/kit/proto';
+import type { StreamSink } from '@tickmesh/kit';
 import { MirrorEntry } from '../src/mirror.js';
 import { QuoteStreamSession, type StreamSessionOptions } from '../src/quote-stream.js';
 import { encodeGetQuoteResponse, encodeStreamFrame, scanQuote, type StreamFrame } from '../src/wire.js';

@@ -6,19 +6,21 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
-import { parseConfig } from '../../common/src/config.js';
-import type { Tick } from '../../common/src/gen/tickmesh/market/v1/market.js';
-import { createLogger } from '../../common/src/logger.js';
-import { loadUniverse } from '../../common/src/market/universe.js';
-import { defaultInstrument } from '../../common/src/market/universe.js';
-import { createServiceKit, serveGrpc, type RunningGrpcService } from '../../common/src/service.js';
 import {
+  parseConfig,
+  createLogger,
+  loadUniverse,
+  defaultInstrument,
+  createServiceKit,
+  serveGrpc,
+  type RunningGrpcService,
   batchMessageId,
   decodeBatch,
   encodeBatch,
   partitionOf,
   tickSubject,
-} from '../../common/src/ticks/contract.js';
+} from '@tickmesh/kit';
+import type { Tick } from '@tickmesh/kit/proto';
 import { createPriceCache, type PriceCache } from '../src/app.js';
 import { priceCacheConfigSpec, type PriceCacheConfig } from '../src/config.js';
 import { PRICE_SERVICE_NAME } from '../src/price-service.js';

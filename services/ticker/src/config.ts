@@ -14,8 +14,8 @@ import {
   loadConfig,
   type ConfigOf,
   type ConfigSpec,
-} from '../../common/src/config.js';
-import { DEFAULT_TICK_PARTITIONS } from '../../common/src/ticks/contract.js';
+  DEFAULT_TICK_PARTITIONS,
+} from '@tickmesh/kit';
 import { producerIdProblem } from './producer-ids.js';
 import { MAX_ENCODED_TICK_BYTES } from './tick-validation.js';
 
@@ -36,7 +36,7 @@ export const jetstreamConfig = {
   MARKET: {
     schema: str().min(1),
     default: 'bist30',
-    doc: 'Market universe: a name under services/common/markets (bist30) or a path to a universe JSON file',
+    doc: 'Market universe: a name under packages/kit/markets (bist30) or a path to a universe JSON file',
   },
   TICKS_STREAM: {
     schema: str().regex(

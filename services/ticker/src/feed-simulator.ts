@@ -5,9 +5,9 @@
 // bursting out the backlog. With a session given, it ticks only while the
 // market is open.
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Tick } from '../../common/src/gen/tickmesh/market/v1/market.js';
-import type { Logger } from '../../common/src/logger.js';
-import { isSessionOpen, type SessionSpec } from '../../common/src/market/session.js';
+import type { Tick } from '@tickmesh/kit/proto';
+import type { Logger } from '@tickmesh/kit';
+import { isSessionOpen, type SessionSpec } from '@tickmesh/kit';
 import type { SeqAllocator } from './producer-ids.js';
 import type { TickGenerator } from './tick-generator.js';
 import type { TickPublisher } from './tick-publisher.js';

@@ -4,15 +4,16 @@
 // tests run it in-process on free ports.
 import { hostname } from 'node:os';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { connectNats, natsCheck } from '../../common/src/deps/nats.js';
-import { withTimeout } from '../../common/src/health.js';
-import { loadUniverse } from '../../common/src/market/universe.js';
 import {
+  connectNats,
+  natsCheck,
+  withTimeout,
+  loadUniverse,
   createServiceKit,
   serveGrpc,
   type RunningGrpcService,
   type ServiceKit,
-} from '../../common/src/service.js';
+} from '@tickmesh/kit';
 import type { IngestConfig } from './config.js';
 import { INGEST_SERVICE_NAME, IngestService } from './ingest-service.js';
 import { TickerMetrics } from './metrics.js';

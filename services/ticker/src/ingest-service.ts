@@ -7,12 +7,10 @@ import {
   type PublishTickResponse,
   type PublishTicksRequest,
   type PublishTicksResponse,
-} from '../../common/src/gen/tickmesh/ingest/v1/ingest.js';
-import type { Tick } from '../../common/src/gen/tickmesh/market/v1/market.js';
-import { InvalidArgumentError, UnavailableError } from '../../common/src/errors.js';
-import type { CallContext, MalformedMessage, StreamSink } from '../../common/src/grpc/handlers.js';
-import type { GrpcServer } from '../../common/src/grpc/server.js';
-import type { Logger } from '../../common/src/logger.js';
+} from '@tickmesh/kit/proto';
+import type { Tick } from '@tickmesh/kit/proto';
+import { InvalidArgumentError, UnavailableError } from '@tickmesh/kit';
+import type { CallContext, MalformedMessage, StreamSink, GrpcServer, Logger } from '@tickmesh/kit';
 import type { TickerMetrics } from './metrics.js';
 import { producerIdProblem, type SeqAllocator } from './producer-ids.js';
 import { PublishTicksSession } from './publish-ticks-session.js';

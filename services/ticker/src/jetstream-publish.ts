@@ -4,7 +4,7 @@
 // back with an empty store), the stream is re-created (rate-limited) so the
 // retried batch has somewhere to land.
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
-import type { Logger } from '../../common/src/logger.js';
+import type { Logger } from '@tickmesh/kit';
 import type { PublishFn } from './tick-publisher.js';
 import { ensureTicksStream, type TicksStreamSettings } from './ticks-stream.js';
 

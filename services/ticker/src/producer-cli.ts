@@ -7,7 +7,7 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { setTimeout as delay } from 'node:timers/promises';
-import { defaultInstrument, loadUniverse, type Instrument } from '../../common/src/market/universe.js';
+import { defaultInstrument, loadUniverse, type Instrument } from '@tickmesh/kit';
 import { ProducerClient } from './producer-client.js';
 import { toProducerId } from './producer-ids.js';
 import { TickGenerator } from './tick-generator.js';

@@ -13,9 +13,9 @@ import {
   type PublishTicksRequest,
   type PublishTicksResponse,
   type Rejection,
-} from '../../common/src/gen/tickmesh/ingest/v1/ingest.js';
-import type { Tick } from '../../common/src/gen/tickmesh/market/v1/market.js';
-import { createClient } from '../../common/src/grpc/client.js';
+} from '@tickmesh/kit/proto';
+import type { Tick } from '@tickmesh/kit/proto';
+import { createClient } from '@tickmesh/kit';
 import { BoundedDeque } from './bounded-deque.js';
 import { producerIdProblem, SeqAllocator } from './producer-ids.js';
 

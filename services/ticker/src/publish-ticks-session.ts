@@ -7,15 +7,9 @@
 // control holds the producer. The stream ends with UNAVAILABLE when NATS is
 // down, or its ack does not move (nothing stored, or a tick held back), for
 // longer than unavailableAfterMs.
-import type { Tick } from '../../common/src/gen/tickmesh/market/v1/market.js';
-import type {
-  PublishTicksRequest,
-  PublishTicksResponse,
-  Rejection,
-} from '../../common/src/gen/tickmesh/ingest/v1/ingest.js';
-import { UnavailableError } from '../../common/src/errors.js';
-import { MalformedMessage, type StreamSink } from '../../common/src/grpc/handlers.js';
-import type { Logger } from '../../common/src/logger.js';
+import type { Tick, PublishTicksRequest, PublishTicksResponse, Rejection } from '@tickmesh/kit/proto';
+import { UnavailableError, MalformedMessage, type StreamSink } from '@tickmesh/kit';
+import type { Logger } from '@tickmesh/kit';
 import { AckTracker, type TrackedTick } from './ack-tracker.js';
 import { BoundedDeque } from './bounded-deque.js';
 import type { TickerMetrics } from './metrics.js';

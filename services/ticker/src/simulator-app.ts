@@ -5,12 +5,20 @@
 import { basename } from 'node:path';
 import { randomInt } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { connectNats, natsCheck } from '../../common/src/deps/nats.js';
-import { HealthMonitor, withTimeout } from '../../common/src/health.js';
-import { startMetricsServer, type MetricsServer } from '../../common/src/metrics.js';
-import { loadUniverse } from '../../common/src/market/universe.js';
-import { createServiceKit, type ServiceKit } from '../../common/src/service.js';
-import { onShutdown, runSteps, type ShutdownStep } from '../../common/src/shutdown.js';
+import {
+  connectNats,
+  natsCheck,
+  HealthMonitor,
+  withTimeout,
+  startMetricsServer,
+  type MetricsServer,
+  loadUniverse,
+  createServiceKit,
+  type ServiceKit,
+  onShutdown,
+  runSteps,
+  type ShutdownStep,
+} from '@tickmesh/kit';
 import type { SimulatorConfig } from './config.js';
 import { FeedSimulator } from './feed-simulator.js';
 import { TickerMetrics } from './metrics.js';

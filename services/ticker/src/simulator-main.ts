@@ -1,8 +1,7 @@
 // Feed simulator (one replica): config -> NATS/JetStream -> seeded random-walk
 // ticks into the TICKS stream; /healthz, /readyz, /metrics on :9105.
-import type { Logger } from '../../common/src/logger.js';
-import { createServiceKit } from '../../common/src/service.js';
-import { runMain } from '../../common/src/shutdown.js';
+import type { Logger } from '@tickmesh/kit';
+import { createServiceKit, runMain } from '@tickmesh/kit';
 import { loadCheckedConfig, simulatorConfigProblems, simulatorConfigSpec } from './config.js';
 import { startSimulatorApp } from './simulator-app.js';
 

@@ -10,8 +10,8 @@
 // reference price so a long run stays plausible; it never goes below one
 // tick. (An instrument priced under 100 ticks cannot move a whole tick within
 // 1%, so its price holds still; no real universe is that coarse.)
-import type { Instrument } from '../../common/src/market/universe.js';
-import { fromUnits, toUnits } from '../../common/src/market/decimal.js';
+import type { Instrument } from '@tickmesh/kit';
+import { fromUnits, toUnits } from '@tickmesh/kit';
 import { mulberry32, randomInt, type Rng } from './rng.js';
 
 /** Largest move of one step, as a fraction of the price. */

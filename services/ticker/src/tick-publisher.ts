@@ -10,12 +10,11 @@
 // the ack, and only then takes the next run. A failed publish is retried with
 // the SAME message id and the same ticks until JetStream stores it: never
 // skipped, never overtaken. That is the ordering the price-cache relies on
-// (services/common/src/ticks/contract.ts). Batching comes for free: ticks
+// (packages/kit/src/ticks/contract.ts). Batching comes for free: ticks
 // that arrive while a partition's publish is in flight form its next batch.
-import type { Tick } from '../../common/src/gen/tickmesh/market/v1/market.js';
-import { UnavailableError } from '../../common/src/errors.js';
-import type { Logger } from '../../common/src/logger.js';
-import { batchMessageId, encodeBatch, partitionOf, tickSubject } from '../../common/src/ticks/contract.js';
+import type { Tick } from '@tickmesh/kit/proto';
+import { UnavailableError, batchMessageId, encodeBatch, partitionOf, tickSubject } from '@tickmesh/kit';
+import type { Logger } from '@tickmesh/kit';
 import { BoundedDeque } from './bounded-deque.js';
 import type { TickerMetrics } from './metrics.js';
 

@@ -4,7 +4,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { jetstream, jetstreamManager, JetStreamApiError } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { Logger } from '../../common/src/logger.js';
+import type { Logger } from '@tickmesh/kit';
 import type { JetStreamConfig } from './config.js';
 import { jetStreamPublishFn } from './jetstream-publish.js';
 import type { TickerMetrics } from './metrics.js';

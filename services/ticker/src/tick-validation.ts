@@ -2,10 +2,16 @@
 // a reason (INVALID_ARGUMENT for the unary call, a Rejection on the stream)
 // and never reaches JetStream. A good tick comes back normalized: prices as
 // the clean double of their decimal, a zero event time replaced by "now".
-import type { Tick } from '../../common/src/gen/tickmesh/market/v1/market.js';
-import { fromUnits, isOnTick, toUnits } from '../../common/src/market/decimal.js';
-import { symbolProblem } from '../../common/src/market/symbols.js';
-import { defaultInstrument, type Instrument, type Universe } from '../../common/src/market/universe.js';
+import type { Tick } from '@tickmesh/kit/proto';
+import {
+  fromUnits,
+  isOnTick,
+  toUnits,
+  symbolProblem,
+  defaultInstrument,
+  type Instrument,
+  type Universe,
+} from '@tickmesh/kit';
 
 /** Every reason a tick can be rejected for: the `reason` label of tickmesh_ticks_rejected_total. */
 export const REJECT_REASONS = [

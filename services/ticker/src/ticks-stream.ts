@@ -13,8 +13,8 @@ import {
   type StreamConfig,
   type StreamUpdateConfig,
 } from '@nats-io/jetstream';
-import type { Logger } from '../../common/src/logger.js';
-import { TICK_SUBJECT_PREFIX } from '../../common/src/ticks/contract.js';
+import type { Logger } from '@tickmesh/kit';
+import { TICK_SUBJECT_PREFIX } from '@tickmesh/kit';
 
 export const TICKS_SUBJECTS = `${TICK_SUBJECT_PREFIX}.>`;
 

@@ -2,8 +2,8 @@
 // backpressure and the market session.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Tick } from '../../common/src/gen/tickmesh/market/v1/market.js';
-import { loadUniverse } from '../../common/src/market/universe.js';
+import type { Tick } from '@tickmesh/kit/proto';
+import { loadUniverse } from '@tickmesh/kit';
 import { FeedSimulator } from '../src/feed-simulator.js';
 import { SeqAllocator } from '../src/producer-ids.js';
 import { TickGenerator } from '../src/tick-generator.js';

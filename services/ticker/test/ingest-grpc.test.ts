@@ -9,16 +9,14 @@ import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { parseConfig } from '../../common/src/config.js';
+import { parseConfig, createClient, projectPath } from '@tickmesh/kit';
 import {
   IngestServiceClient,
   type PublishTickResponse,
   type PublishTicksResponse,
-} from '../../common/src/gen/tickmesh/ingest/v1/ingest.js';
-import type { Tick } from '../../common/src/gen/tickmesh/market/v1/market.js';
-import { createClient } from '../../common/src/grpc/client.js';
-import { projectPath } from '../../common/src/paths.js';
-import { healthClient, healthStatus, waitForHealth } from '../../common/test/health-client.js';
+} from '@tickmesh/kit/proto';
+import type { Tick } from '@tickmesh/kit/proto';
+import { healthClient, healthStatus, waitForHealth } from '../../../tests/support/health-client.js';
 import { startNats, stopAll, type NatsTestServer } from '../../../tests/support/servers.js';
 import { ingestConfigSpec } from '../src/config.js';
 import { startIngestApp, type IngestApp } from '../src/ingest-app.js';

@@ -8,7 +8,7 @@ import {
   IngestServiceService,
   type PublishTicksRequest,
   type PublishTicksResponse,
-} from '../../common/src/gen/tickmesh/ingest/v1/ingest.js';
+} from '@tickmesh/kit/proto';
 import { ProducerClient } from '../src/producer-client.js';
 
 describe('ProducerClient', () => {

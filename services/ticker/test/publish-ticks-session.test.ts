@@ -3,15 +3,14 @@
 // would send, and a request stream the test feeds.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type {
-  PublishTicksRequest,
-  PublishTicksResponse,
-} from '../../common/src/gen/tickmesh/ingest/v1/ingest.js';
-import type { Tick } from '../../common/src/gen/tickmesh/market/v1/market.js';
-import { UnavailableError } from '../../common/src/errors.js';
-import { MalformedMessage, type StreamSink } from '../../common/src/grpc/handlers.js';
-import { loadUniverse } from '../../common/src/market/universe.js';
-import { decodeBatch } from '../../common/src/ticks/contract.js';
+import type { PublishTicksRequest, PublishTicksResponse, Tick } from '@tickmesh/kit/proto';
+import {
+  UnavailableError,
+  MalformedMessage,
+  type StreamSink,
+  loadUniverse,
+  decodeBatch,
+} from '@tickmesh/kit';
 import { PublishTicksSession, type SessionOptions } from '../src/publish-ticks-session.js';
 import { TickPublisher, type StoreResult } from '../src/tick-publisher.js';
 

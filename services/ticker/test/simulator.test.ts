@@ -5,9 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { parseConfig } from '../../common/src/config.js';
-import { isOnTick } from '../../common/src/market/decimal.js';
-import { loadUniverse } from '../../common/src/market/universe.js';
+import { parseConfig, isOnTick, loadUniverse } from '@tickmesh/kit';
 import { startNats, stopAll, type NatsTestServer } from '../../../tests/support/servers.js';
 import { simulatorConfigSpec } from '../src/config.js';
 import { defaultSimProducerId, startSimulatorApp, type SimulatorApp } from '../src/simulator-app.js';

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { projectPath } from '../../common/src/paths.js';
+import { projectPath } from '@tickmesh/kit';
 import {
   formatOf,
   parseCsvHeader,

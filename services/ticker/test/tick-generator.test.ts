@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { isOnTick, toUnits } from '../../common/src/market/decimal.js';
-import { loadUniverse, parseUniverse } from '../../common/src/market/universe.js';
+import { isOnTick, toUnits, loadUniverse, parseUniverse } from '@tickmesh/kit';
 import { mulberry32 } from '../src/rng.js';
 import { MAX_MOVE, TickGenerator, type SimulatedTick } from '../src/tick-generator.js';
 

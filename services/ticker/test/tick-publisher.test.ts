@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Tick } from '../../common/src/gen/tickmesh/market/v1/market.js';
-import { UnavailableError } from '../../common/src/errors.js';
-import { loadUniverse } from '../../common/src/market/universe.js';
-import { decodeBatch, partitionOf } from '../../common/src/ticks/contract.js';
+import type { Tick } from '@tickmesh/kit/proto';
+import { UnavailableError, loadUniverse, decodeBatch, partitionOf } from '@tickmesh/kit';
 import { TickPublisher, type StoreResult } from '../src/tick-publisher.js';
 
 interface Call {

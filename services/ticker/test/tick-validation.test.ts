@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Tick } from '../../common/src/gen/tickmesh/market/v1/market.js';
-import { loadUniverse } from '../../common/src/market/universe.js';
+import type { Tick } from '@tickmesh/kit/proto';
+import { loadUniverse } from '@tickmesh/kit';
 import { validateTick, type ValidationRules } from '../src/tick-validation.js';
 
 const NOW = 1_736_150_000_000;

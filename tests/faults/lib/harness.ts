@@ -12,10 +12,8 @@ import {
   CustomerServiceClient,
   type CreateApiKeyResponse,
   type CreateCustomerResponse,
-} from '../../../services/common/src/gen/tickmesh/customer/v1/customer.js';
-import { createClient } from '../../../services/common/src/grpc/client.js';
-import { fromUnits } from '../../../services/common/src/market/decimal.js';
-import { loadUniverse, type Universe } from '../../../services/common/src/market/universe.js';
+} from '@tickmesh/kit/proto';
+import { createClient, fromUnits, loadUniverse, type Universe } from '@tickmesh/kit';
 import {
   HealthTimeline,
   metricValue,

@@ -10,11 +10,8 @@
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Redis } from 'ioredis';
-import type { Tick } from '../../../services/common/src/gen/tickmesh/market/v1/market.js';
-import { toUnits } from '../../../services/common/src/market/decimal.js';
-import { sessionDate } from '../../../services/common/src/market/session.js';
-import { defaultInstrument, type Universe } from '../../../services/common/src/market/universe.js';
-import { decodeBatch } from '../../../services/common/src/ticks/contract.js';
+import type { Tick } from '@tickmesh/kit/proto';
+import { toUnits, sessionDate, defaultInstrument, type Universe, decodeBatch } from '@tickmesh/kit';
 import { decodeQuoteState, type QuoteState } from '../../../services/price-cache/src/state.js';
 
 export interface SymbolModel {

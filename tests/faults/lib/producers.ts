@@ -3,8 +3,8 @@
 // unacknowledged after a break). Each keeps what it sent, so a test can check that every
 // tick the ticker acknowledged as stored is in the stream.
 import { ProducerClient } from '../../../services/ticker/src/producer-client.js';
-import { fromUnits } from '../../../services/common/src/market/decimal.js';
-import type { Instrument } from '../../../services/common/src/market/universe.js';
+import { fromUnits } from '@tickmesh/kit';
+import type { Instrument } from '@tickmesh/kit';
 
 export interface SentTick {
   symbol: string;

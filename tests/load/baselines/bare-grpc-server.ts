@@ -1,5 +1,5 @@
 // The bare grpc-js baseline: the same services, methods and messages as
-// tickmesh (generated types from services/common/src/gen, so encoded sizes
+// tickmesh (generated types from packages/kit/src/gen, so encoded sizes
 // match), with trivial handlers and none of the kit (no deadlines, metrics,
 // safe decoding or health). Reflection is served only so that ghz resolves
 // methods exactly as it does against the real services.
@@ -22,16 +22,11 @@ import {
   type CreateCustomerResponse,
   type GetCustomerRequest,
   type GetCustomerResponse,
-} from '../../../services/common/src/gen/tickmesh/customer/v1/customer.js';
-import {
   IngestServiceService,
   type PublishTickRequest,
   type PublishTickResponse,
   type PublishTicksRequest,
   type PublishTicksResponse,
-} from '../../../services/common/src/gen/tickmesh/ingest/v1/ingest.js';
-import type { Quote } from '../../../services/common/src/gen/tickmesh/market/v1/market.js';
-import {
   PriceServiceService,
   StreamQuotesResponse_Kind,
   type GetQuoteRequest,
@@ -40,8 +35,9 @@ import {
   type ListQuotesResponse,
   type StreamQuotesRequest,
   type StreamQuotesResponse,
-} from '../../../services/common/src/gen/tickmesh/price/v1/price.js';
-import { createReflectionService } from '../../../services/common/src/grpc/reflection.js';
+} from '@tickmesh/kit/proto';
+import type { Quote } from '@tickmesh/kit/proto';
+import { createReflectionService } from '@tickmesh/kit';
 import { isMain } from '../lib/processes.js';
 import { cannedCustomer, cannedQuotes } from './canned.js';
 

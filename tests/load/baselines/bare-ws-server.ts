@@ -13,7 +13,7 @@
 // Prints `READY {"port":N}`; on SIGTERM prints `RESULT {rounds, sends, skipped}`.
 import { parseArgs } from 'node:util';
 import { WebSocketServer, WebSocket } from 'ws';
-import { loadUniverse } from '../../../services/common/src/market/universe.js';
+import { loadUniverse } from '@tickmesh/kit';
 import { isMain, printResult } from '../lib/processes.js';
 
 export interface BareWsOptions {

@@ -1,9 +1,8 @@
 // Canned messages for the bare baselines, shaped like what the real services
 // answer (a full Quote per symbol of the bist30 universe, a full Customer),
 // so bare and real responses have about the same encoded size.
-import type { Quote } from '../../../services/common/src/gen/tickmesh/market/v1/market.js';
-import type { Customer } from '../../../services/common/src/gen/tickmesh/customer/v1/customer.js';
-import { loadUniverse } from '../../../services/common/src/market/universe.js';
+import type { Quote, Customer } from '@tickmesh/kit/proto';
+import { loadUniverse } from '@tickmesh/kit';
 
 export function cannedQuote(symbol: string, referencePrice: number, seq = 1, now = Date.now()): Quote {
   const last = Math.round(referencePrice * 1.0123 * 100) / 100;

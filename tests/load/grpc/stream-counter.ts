@@ -15,10 +15,7 @@ import {
   type Client,
   type ClientReadableStream,
 } from '@grpc/grpc-js';
-import {
-  StreamQuotesResponse_Kind,
-  type StreamQuotesRequest,
-} from '../../../services/common/src/gen/tickmesh/price/v1/price.js';
+import { StreamQuotesResponse_Kind, type StreamQuotesRequest } from '@tickmesh/kit/proto';
 import { leanStreamQuotesDefinition, type LeanStreamResponse } from './lean-quotes.js';
 import {
   SeqTable,

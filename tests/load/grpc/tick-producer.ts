@@ -16,8 +16,8 @@ import {
   IngestServiceClient,
   type PublishTicksRequest,
   type PublishTicksResponse,
-} from '../../../services/common/src/gen/tickmesh/ingest/v1/ingest.js';
-import type { Tick } from '../../../services/common/src/gen/tickmesh/market/v1/market.js';
+} from '@tickmesh/kit/proto';
+import type { Tick } from '@tickmesh/kit/proto';
 import { encodeHistogram, newLatencyHistogram, summarize, type LatencySummary } from '../lib/histogram.js';
 import { isMain, printResult, sleep } from '../lib/processes.js';
 

@@ -11,10 +11,7 @@ import { decodeLeanStreamResponse } from '../grpc/lean-quotes.js';
 import { countStreamQuotes } from '../grpc/stream-counter.js';
 import { runProducer } from '../grpc/tick-producer.js';
 import { runWsLoad } from '../ws-loadgen/coordinator.js';
-import {
-  StreamQuotesResponse,
-  StreamQuotesResponse_Kind,
-} from '../../../services/common/src/gen/tickmesh/price/v1/price.js';
+import { StreamQuotesResponse, StreamQuotesResponse_Kind } from '@tickmesh/kit/proto';
 import { cannedQuote } from '../baselines/canned.js';
 import { runGhz } from './ghz.js';
 

@@ -7,11 +7,8 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { decodeLeanStreamResponse } from '../grpc/lean-quotes.js';
 import { cannedQuote } from '../baselines/canned.js';
-import {
-  StreamQuotesResponse,
-  StreamQuotesResponse_Kind,
-} from '../../../services/common/src/gen/tickmesh/price/v1/price.js';
-import type { Quote } from '../../../services/common/src/gen/tickmesh/market/v1/market.js';
+import { StreamQuotesResponse, StreamQuotesResponse_Kind } from '@tickmesh/kit/proto';
+import type { Quote } from '@tickmesh/kit/proto';
 
 const int64 = fc.integer({ min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER });
 const uint64 = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });

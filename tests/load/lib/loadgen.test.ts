@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { addressCount, shares, sourceAddress } from '../ws-loadgen/addresses.js';
 import { ClientState, WorkerStats } from '../ws-loadgen/client-state.js';
 import { decodeFrame, decodeProtoFrame, FrameDecoder } from '../ws-loadgen/frame-decoder.js';
-import { ServerMessage } from '../../../services/common/src/gen/tickmesh/gateway/v1/websocket.js';
+import { ServerMessage } from '@tickmesh/kit/proto';
 import { summarize } from './histogram.js';
 
 void describe('source addresses', () => {

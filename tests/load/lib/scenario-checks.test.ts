@@ -2,7 +2,7 @@
 // and the seed scenario's feed rate and cut-offs.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Quote } from '../../../services/common/src/gen/tickmesh/market/v1/market.js';
+import type { Quote } from '@tickmesh/kit/proto';
 import { cannedQuote } from '../baselines/canned.js';
 import { appliedRate, checkApplied } from '../scenarios/ingest.js';
 import { cutoffsOf, ticksBetween } from '../scenarios/websocket.js';

@@ -3,10 +3,9 @@
 // which runs a scenario under CPU sampling and turns any failure into a
 // "failed" result instead of ending the whole run.
 import { cpus } from 'node:os';
-import { createClient } from '../../../services/common/src/grpc/client.js';
-import { CustomerServiceClient } from '../../../services/common/src/gen/tickmesh/customer/v1/customer.js';
-import type { Quote } from '../../../services/common/src/gen/tickmesh/market/v1/market.js';
-import { PriceServiceClient } from '../../../services/common/src/gen/tickmesh/price/v1/price.js';
+import { createClient } from '@tickmesh/kit';
+import { CustomerServiceClient, PriceServiceClient } from '@tickmesh/kit/proto';
+import type { Quote } from '@tickmesh/kit/proto';
 import { CpuSampler, type CpuReport } from '../lib/cpu.js';
 import type { ScenarioResult } from '../lib/targets.js';
 import type { Stack } from '../stack.js';

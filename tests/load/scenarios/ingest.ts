@@ -6,7 +6,7 @@
 // volume and trades by their sum and count on the same trading day; last =
 // price of the producer's last acked tick), and every client's final state
 // equals the price-cache's (read from Redis by ListQuotes).
-import type { Quote } from '../../../services/common/src/gen/tickmesh/market/v1/market.js';
+import type { Quote } from '@tickmesh/kit/proto';
 import type { ProducerResult, SymbolTally } from '../grpc/tick-producer.js';
 import { resultOf, sleep } from '../lib/processes.js';
 import type { ScenarioResult } from '../lib/targets.js';

@@ -6,7 +6,7 @@
 //    feed, against a bare `ws` server sending pre-serialized frames of the
 //    same size to the same number of clients.
 import { join } from 'node:path';
-import type { Quote } from '../../../services/common/src/gen/tickmesh/market/v1/market.js';
+import type { Quote } from '@tickmesh/kit/proto';
 import type { SeqCutoff } from '../lib/delivery.js';
 import { sleep, startProcess, tsxCommand } from '../lib/processes.js';
 import type { ScenarioResult } from '../lib/targets.js';

@@ -7,9 +7,9 @@
 // match in full (compared, not hashed). Each client still goes through every
 // quote of every frame it received (client-state.ts). Frames of the binary
 // encoding (tickmesh.v1.proto) decode into the same shape.
-import { ServerMessage } from '../../../services/common/src/gen/tickmesh/gateway/v1/websocket.js';
+import { ServerMessage } from '@tickmesh/kit/proto';
 import { serverMessageBody } from '../../../services/gateway/src/proto-codec.js';
-import type { Quote } from '../../../services/common/src/gen/tickmesh/market/v1/market.js';
+import type { Quote } from '@tickmesh/kit/proto';
 import { SymbolSlots } from '../lib/delivery.js';
 
 /** Symbol slots for the whole process: a decode resolves each symbol once for every client that reads the frame. */

@@ -1,11 +1,9 @@
 // Starts the gateway in-process on a free port against a PriceService target
 // (usually the scripted upstream), with test-sized settings.
 import { Registry } from 'prom-client';
-import { parseConfig } from '../../../common/src/config.js';
-import { createClient } from '../../../common/src/grpc/client.js';
-import { PriceServiceClient } from '../../../common/src/gen/tickmesh/price/v1/price.js';
-import { createLogger } from '../../../common/src/logger.js';
-import type { DependencyCheck } from '../../../common/src/health.js';
+import { parseConfig, createClient, createLogger } from '@tickmesh/kit';
+import { PriceServiceClient } from '@tickmesh/kit/proto';
+import type { DependencyCheck } from '@tickmesh/kit';
 import { openAuthenticator, type Authenticator } from '../../src/auth.js';
 import { gatewayConfigSpec } from '../../src/config.js';
 import { startGateway, type RunningGateway } from '../../src/gateway.js';

@@ -1,6 +1,6 @@
 // Quote builders for unit tests.
 import assert from 'node:assert/strict';
-import type { Quote } from '../../../common/src/gen/tickmesh/market/v1/market.js';
+import type { Quote } from '@tickmesh/kit/proto';
 import type { QuoteMirror, QuoteUpdate } from '../../src/quote-mirror.js';
 
 export function quote(symbol: string, seq: number, fields: Partial<Quote> = {}): Quote {

@@ -3,19 +3,24 @@
 // test says so, broadcast to every open stream after each stream's snapshot,
 // with RESET + snapshot on demand and periodic heartbeats. It can be stopped
 // and restarted on the same port, and given a short max connection age.
-import type { Quote } from '../../../common/src/gen/tickmesh/market/v1/market.js';
+import type { Quote } from '@tickmesh/kit/proto';
 import {
   PriceServiceService,
   StreamQuotesResponse_Kind as Kind,
   type StreamQuotesRequest,
   type StreamQuotesResponse,
-} from '../../../common/src/gen/tickmesh/price/v1/price.js';
-import { commonConfig, grpcServerConfig, parseConfig } from '../../../common/src/config.js';
-import { NotFoundError } from '../../../common/src/errors.js';
-import type { StreamSink } from '../../../common/src/grpc/handlers.js';
-import { createLogger } from '../../../common/src/logger.js';
-import { createMetricsRegistry } from '../../../common/src/metrics.js';
-import { serveGrpc, type RunningGrpcService } from '../../../common/src/service.js';
+} from '@tickmesh/kit/proto';
+import {
+  commonConfig,
+  grpcServerConfig,
+  parseConfig,
+  NotFoundError,
+  createLogger,
+  createMetricsRegistry,
+  serveGrpc,
+  type RunningGrpcService,
+} from '@tickmesh/kit';
+import type { StreamSink } from '@tickmesh/kit';
 
 export class ScriptedMarket {
   readonly quotes = new Map<string, Quote>();

@@ -1,7 +1,7 @@
 // A WebSocket test client: records every message, waits for one matching a
 // predicate (bounded), and reports how the connection closed.
 import { WebSocket, type ClientOptions } from 'ws';
-import { ServerMessage } from '../../../common/src/gen/tickmesh/gateway/v1/websocket.js';
+import { ServerMessage } from '@tickmesh/kit/proto';
 import { clientMessageOf, serverMessageBody } from '../../src/proto-codec.js';
 
 export type Msg = Record<string, unknown> & { type: string };

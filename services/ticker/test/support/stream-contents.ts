@@ -2,8 +2,8 @@
 // every stored message decoded to its ticks, with the partition it was on.
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { Tick } from '../../../common/src/gen/tickmesh/market/v1/market.js';
-import { decodeBatch, partitionOfSubject } from '../../../common/src/ticks/contract.js';
+import type { Tick } from '@tickmesh/kit/proto';
+import { decodeBatch, partitionOfSubject } from '@tickmesh/kit';
 
 export interface StoredBatch {
   streamSeq: number;

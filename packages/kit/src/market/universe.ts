@@ -2,7 +2,7 @@
 // tick size) and its trading session. Validated when loaded.
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { projectPath } from '../paths.js';
+import { kitPath } from '../paths.js';
 import { decimalsOf, isOnTick, toUnits } from './decimal.js';
 import type { SessionSpec } from './session.js';
 import { SYMBOL_PATTERN } from './symbols.js';
@@ -89,8 +89,6 @@ export function parseUniverse(json: unknown, source = 'universe'): Universe {
 
 /** Loads `markets/<name>.json` from services/common, or a file path. */
 export function loadUniverse(nameOrPath: string): Universe {
-  const path = nameOrPath.includes('/')
-    ? nameOrPath
-    : projectPath('services', 'common', 'markets', `${nameOrPath}.json`);
+  const path = nameOrPath.includes('/') ? nameOrPath : kitPath('markets', `${nameOrPath}.json`);
   return parseUniverse(JSON.parse(readFileSync(path, 'utf8')), path);
 }

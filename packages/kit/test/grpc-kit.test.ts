@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { PriceServiceClient, StreamQuotesResponse } from '../src/gen/tickmesh/price/v1/price.js';
 import { createClient } from '../src/grpc/client.js';
-import { healthClient, healthStatus } from './health-client.js';
+import { healthClient, healthStatus } from '../../../tests/support/health-client.js';
 import { projectPath } from '../src/paths.js';
 
 const run = promisify(execFile);

@@ -7,7 +7,7 @@ import { startRedis, stopAll } from '../../../tests/support/servers.js';
 import { commonConfig, grpcServerConfig, parseConfig } from '../src/config.js';
 import { connectRedis, redisCheck } from '../src/deps/redis.js';
 import { createServiceKit, serveGrpc } from '../src/service.js';
-import { healthClient, healthStatus, waitForHealth } from './health-client.js';
+import { healthClient, healthStatus, waitForHealth } from '../../../tests/support/health-client.js';
 
 after(() => stopAll());
 

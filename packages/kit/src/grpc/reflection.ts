@@ -12,10 +12,10 @@ import { readFileSync } from 'node:fs';
 import { BinaryReader, WireType } from '@bufbuild/protobuf/wire';
 import type * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
-import { projectPath } from '../paths.js';
+import { kitPath } from '../paths.js';
 
-export const DESCRIPTOR_SET_PATH = projectPath('services', 'common', 'descriptors', 'tickmesh.binpb');
-export const HEALTH_DESCRIPTOR_SET_PATH = projectPath('services', 'common', 'descriptors', 'health.binpb');
+export const DESCRIPTOR_SET_PATH = kitPath('descriptors', 'tickmesh.binpb');
+export const HEALTH_DESCRIPTOR_SET_PATH = kitPath('descriptors', 'health.binpb');
 
 /** Splits a serialized google.protobuf.FileDescriptorSet into its files' original bytes. */
 export function splitFileDescriptorSet(set: Uint8Array): Uint8Array[] {
