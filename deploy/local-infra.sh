@@ -28,7 +28,10 @@ MYSQL_USER=${MYSQL_USER:-tickmesh}
 MYSQL_PASSWORD=${MYSQL_PASSWORD:-tickmesh}
 MYSQL_DATABASE=${MYSQL_DATABASE:-tickmesh}
 
-# nats-server and mariadbd live in /usr/sbin, which is not on every user's PATH.
+# The pinned nats-server (deploy/versions.env), built by deploy/install-tools.sh.
+NATS_SERVER_BIN=$ROOT_DIR/.tools/bin/nats-server
+
+# mariadbd lives in /usr/sbin, which is not on every user's PATH.
 PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
 export PATH
 
@@ -202,7 +205,6 @@ missing_packages() { # components... -> apt packages whose binaries are missing
 	local c pkgs=()
 	for c in "$@"; do
 		case $c in
-		nats) have nats-server || pkgs+=(nats-server) ;;
 		redis) have redis-server || pkgs+=(redis-server) ;;
 		mysql)
 			{ have mariadbd && have mariadb-install-db; } || pkgs+=(mariadb-server)
@@ -270,7 +272,8 @@ jetstream {
   store_dir: "$dir"
 }
 EOF
-	launch nats nats-server nats-server -c "$conf"
+	bash "$ROOT_DIR/deploy/install-tools.sh" nats-server
+	launch nats nats-server "$NATS_SERVER_BIN" -c "$conf"
 	local pid=$LAUNCHED_PID t0
 	t0=$(now_ms)
 	wait_ready nats nats-server "$pid" nats_js_ready "$NATS_HOST" "$NATS_PORT" "$NATS_MONITOR_PORT"

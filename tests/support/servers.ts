@@ -3,9 +3,9 @@
  *
  * Every start*() call launches a NEW server process on a free loopback port with its own
  * temporary directory (under os.tmpdir()), so a test may stop, kill, pause or restart it
- * without touching anyone else's servers. The servers come from the Debian packages
- * (nats-server, redis-server, mariadb-server); when a binary is missing the error names the
- * package to install.
+ * without touching anyone else's servers. nats-server is the pinned build in .tools/bin
+ * (`make tools`); redis-server and mariadb-server come from the Debian packages. When a
+ * binary is missing the error says how to install it.
  *
  * Layout of one instance directory (`dataDir`):
  *   server.log        stdout + stderr of every (re)start
@@ -26,6 +26,7 @@ import * as fsp from 'node:fs/promises';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 const execFileP = promisify(execFile);
@@ -124,6 +125,21 @@ export class MissingBinaryError extends Error {
         `apt-get install -y ${aptPackage}  (Debian/Ubuntu; as root, or with sudo)`,
     );
     this.name = 'MissingBinaryError';
+  }
+}
+
+/** The pinned nats-server (deploy/versions.env) that `make tools` builds: the one deployed. */
+const PINNED_NATS_SERVER = fileURLToPath(new URL('../../.tools/bin/nats-server', import.meta.url));
+
+function natsServerBinary(): string {
+  try {
+    fs.accessSync(PINNED_NATS_SERVER, fs.constants.X_OK);
+    return PINNED_NATS_SERVER;
+  } catch {
+    throw new Error(
+      `${PINNED_NATS_SERVER} not found: the tests run the pinned nats-server. ` +
+        'Build it with `make tools` (or bash deploy/install-tools.sh nats-server).',
+    );
   }
 }
 
@@ -663,7 +679,7 @@ class NatsServer extends ManagedServer implements NatsTestServer {
     private readonly jetstream: boolean,
   ) {
     super(port, dataDir);
-    this.binary = findBinary('nats-server', 'nats-server');
+    this.binary = natsServerBinary();
   }
 
   get url(): string {
@@ -686,7 +702,7 @@ class NatsServer extends ManagedServer implements NatsTestServer {
 }
 
 export async function startNats(opts?: { jetstream?: boolean }): Promise<NatsTestServer> {
-  findBinary('nats-server', 'nats-server');
+  natsServerBinary();
   const server = new NatsServer(await freePort(), await makeInstanceDir('nats'), opts?.jetstream ?? true);
   await server.firstStart();
   return server;

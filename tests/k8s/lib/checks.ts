@@ -807,7 +807,7 @@ function natsConf(objects: K8sObject[], sts: IStatefulSet): string | undefined {
 }
 
 /**
- * NATS: a StatefulSet of `replicas` nodes on PVCs, image nats:2.12-alpine, a cluster
+ * NATS: a StatefulSet of `replicas` nodes on PVCs, image nats:2.12.15-alpine, a cluster
  * block with one route per node when clustered (none when single), JetStream on the
  * volume, /healthz?js-enabled-only=true probes on 8222, a headless Service that
  * publishes not-ready addresses, and TICKS_STREAM_REPLICAS equal to the node count.

@@ -1,5 +1,6 @@
 // The designed deployment, written down once: the tests compare the rendered
 // manifests with these facts (issue 7 and DESIGN.md). Change them together.
+import { readFileSync } from 'node:fs';
 import type { TargetName } from './render.js';
 
 /** The image built by skaffold (artifact `tickmesh`, deploy/Dockerfile). */
@@ -156,7 +157,15 @@ export function expectedEnv(target: TargetName): Record<string, EnvExpectation> 
 
 /** NATS nodes (StatefulSet replicas) per target; TICKS_STREAM_REPLICAS must equal it. */
 export const natsReplicas = (target: TargetName): number => (isLocal(target) ? 1 : 3);
-export const NATS_IMAGE = 'nats:2.12-alpine';
+/** The image of the nats-server version the project pins (deploy/versions.env): tests run what is deployed. */
+export const NATS_IMAGE = `nats:${pinnedVersion('NATS_SERVER_VERSION').replace(/^v/, '')}-alpine`;
+
+function pinnedVersion(name: string): string {
+  const text = readFileSync(new URL('../../../deploy/versions.env', import.meta.url), 'utf8');
+  const version = new RegExp(`^${name}=(\\S+)$`, 'm').exec(text)?.[1];
+  if (!version) throw new Error(`deploy/versions.env has no ${name}`);
+  return version;
+}
 
 /** Secrets the base expects the operator to create (the local overlays bring examples). */
 export const EXTERNAL_SECRETS = ['tickmesh-mysql', 'tickmesh-gateway'];

@@ -46,14 +46,14 @@ function openFilesLimit(): string {
   }
 }
 
-/** ghz built by `go install` reports "dev": add the version the Makefile pins. */
+/** ghz built by `go install` reports "dev": add the version deploy/versions.env pins. */
 function ghzVersion(ghzPath: string): string {
   const reported = firstLine(ghzPath, ['--version']) || 'unknown';
   try {
-    const pinned = /^GHZ_VERSION := (\S+)/m.exec(
-      readFileSync(new URL('../../../Makefile', import.meta.url), 'utf8'),
+    const pinned = /^GHZ_VERSION=(\S+)/m.exec(
+      readFileSync(new URL('../../../deploy/versions.env', import.meta.url), 'utf8'),
     )?.[1];
-    return pinned ? `${reported} (Makefile pins ${pinned})` : reported;
+    return pinned ? `${reported} (pinned ${pinned})` : reported;
   } catch {
     return reported;
   }
