@@ -1,6 +1,6 @@
 // Reading skaffold.yaml and locating its JSON schema.
-import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { REPO_ROOT } from './render.js';
 
@@ -54,18 +54,8 @@ export function artifactImages(configs: SkaffoldConfig[]): string[] {
   return [...images].sort();
 }
 
-/**
- * The folder holding skaffold-v4beta14.json: $TICKMESH_SCHEMAS_DIR, else the shared
- * schemas folder beside the repository (../shared/schemas).
- */
-export function schemaDir(): string {
-  return process.env.TICKMESH_SCHEMAS_DIR ?? resolve(REPO_ROOT, '..', 'shared', 'schemas');
-}
-
-export function skaffoldSchemaPath(): string | undefined {
-  const p = join(schemaDir(), 'skaffold-v4beta14.json');
-  return existsSync(p) ? p : undefined;
-}
+/** skaffold's published JSON schema for skaffold/v4beta14, kept in the repository (tests/k8s/schemas). */
+export const SKAFFOLD_SCHEMA_PATH = join(REPO_ROOT, 'tests', 'k8s', 'schemas', 'skaffold-v4beta14.json');
 
 /** skaffold's own activation rule: exact match, else regex search; a leading ! negates. */
 export function kubeContextMatches(pattern: string, context: string): boolean {
