@@ -65,7 +65,7 @@ test-faults: deps tools ## Fault injection (kill -9, restarts, partitions) and h
 # Load tests open thousands of sockets; the hard limit may be below 65536.
 RAISE_FD_LIMIT = ulimit -n 65536 2>/dev/null || ulimit -n $$(ulimit -Hn)
 
-bench: deps tools build ## Every benchmark against bare baselines (~10 min) -> tests/load/results/ (options: BENCH_ARGS="--stack private ...")
+bench: deps tools build ## Every benchmark against bare baselines (~10 min) -> tests/load/results/ (git-ignored), each figure beside tests/load/baseline.json (options: BENCH_ARGS="--stack private ...")
 	$(RAISE_FD_LIMIT); node --import tsx tests/load/run.ts $(BENCH_ARGS)
 
 bench-quick: deps tools build ## A short smoke run of every benchmark scenario (~2 min)

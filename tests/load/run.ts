@@ -1,7 +1,9 @@
 // `make bench` / `make bench-quick`: runs every benchmark scenario against
 // the running make-up stack (or a private one), each with its bare baseline
 // in the same run, and writes tests/load/results/<run>.json/.md/.svg plus
-// latest.* (docs/performance.md explains how to read them).
+// latest.* (git-ignored local output; docs/performance.md explains how to read
+// them). Every figure is printed beside the committed baseline
+// (tests/load/baseline.json); --update-baseline makes a full run the new one.
 //
 //   node --import tsx tests/load/run.ts [--quick] [--only ghz,seed,...] [--stack auto|reuse|private]
 //     [--from-source] [--seed-clients 1000,5000] [--out tests/load/results]
@@ -9,6 +11,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { baselineOf, besideBaseline, readBaseline, writeBaseline } from './lib/baseline.js';
 import { machineFacts } from './lib/machine.js';
 import { startProcess, stopAllProcesses, tsxCommand } from './lib/processes.js';
 import { REPORT_SCHEMA, runStamp, writeReport, type BenchReport } from './lib/report.js';
@@ -33,6 +36,7 @@ const { values } = parseArgs({
     'seed-encoding': { type: 'string', default: 'json' },
     'fanout-batch': { type: 'string' },
     out: { type: 'string', default: join(ROOT, 'tests', 'load', 'results') },
+    'update-baseline': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -49,7 +53,8 @@ if (values.help) {
       '  --seed-clients 1000,5000     client counts of the seed scenario',
       "  --seed-encoding json|proto   the seed clients' encoding: JSON text or the binary tickmesh.v1.proto",
       '  --fanout-batch N        ticks per PublishTicks request of the fan-out feed (default 1: one tick at a time)',
-      '  --out DIR               where the report goes (default tests/load/results)',
+      '  --out DIR               where the report goes (default tests/load/results, git-ignored)',
+      '  --update-baseline       after a full run, write its figures to tests/load/baseline.json',
       '',
     ].join('\n'),
   );
@@ -70,6 +75,12 @@ function wanted(id: string): boolean {
 
 async function main(): Promise<number> {
   const quick = values.quick;
+  if (quick && values['update-baseline']) {
+    process.stderr.write(
+      '--update-baseline needs a full run: a quick run is a smoke test, never a baseline\n',
+    );
+    return 2;
+  }
   const settings = { ...(quick ? QUICK : FULL) };
   if (values['seed-clients'])
     settings.seedClients = values['seed-clients']
@@ -219,17 +230,22 @@ async function main(): Promise<number> {
     machine,
     scenarios,
     targets: evaluateTargets(scenarios, { quick }),
+    baseline: readBaseline(),
     notes,
   };
   const files = await writeReport(values.out, report);
   log(`report: ${files.markdown}`);
   log(`        ${files.json}`);
   log(`        ${files.svg}  (latest.md / latest.svg updated)`);
-  process.stdout.write('\nTargets\n');
+  process.stdout.write(`\nTargets (baseline: run ${report.baseline?.runId}, tests/load/baseline.json)\n`);
   for (const t of report.targets) {
     process.stdout.write(
-      `  ${verdictWord(t.pass).padEnd(12)} ${t.title}: ${t.shown} (goal ${t.goal})${t.context ? ` — ${t.context}` : ''}\n`,
+      `  ${verdictWord(t.pass).padEnd(12)} ${t.title}: ${t.shown} (goal ${t.goal}; baseline ${besideBaseline(t, report.baseline)})${t.context ? ` — ${t.context}` : ''}\n`,
     );
+  }
+  if (values['update-baseline']) {
+    writeBaseline(baselineOf(report));
+    log(`tests/load/baseline.json now holds run ${report.runId}`);
   }
   return 0;
 }

@@ -1,9 +1,11 @@
 // The benchmark report: one JSON file with every figure (the record), a
 // markdown summary a person reads (targets with PASS/FAIL beside each
-// figure, what limited it, the machine), and the SVG chart. `latest.*` are
-// copies of the newest run, which the README links.
+// figure and beside the committed baseline, what limited it, the machine), and
+// the SVG chart. `latest.*` are copies of the newest run. All of it is local
+// output (tests/load/results/ is git-ignored).
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { besideBaseline, type Baseline } from './baseline.js';
 import { renderChart, type ChartData } from './chart.js';
 import type { CpuReport } from './cpu.js';
 import type { MachineFacts } from './machine.js';
@@ -22,6 +24,8 @@ export interface BenchReport {
   machine: MachineFacts;
   scenarios: ScenarioResult[];
   targets: TargetResult[];
+  /** The committed baseline the figures are shown beside (tests/load/baseline.json). */
+  baseline?: Baseline;
   notes: string[];
 }
 
@@ -135,12 +139,16 @@ export function renderMarkdown(r: BenchReport, svgFile: string): string {
   L.push('');
   L.push('## Targets');
   L.push('');
-  L.push('| target | figure | goal | result | detail |');
-  L.push('|---|---|---|---|---|');
+  if (r.baseline)
+    L.push(
+      `Baseline: run ${r.baseline.runId} (${r.baseline.machine.natsServer}), tests/load/baseline.json.\n`,
+    );
+  L.push('| target | figure | goal | result | baseline | detail |');
+  L.push('|---|---|---|---|---|---|');
   for (const t of r.targets) {
     const word = verdictWord(t.pass);
     L.push(
-      `| ${t.title} | ${t.shown} | ${t.goal} | **${word}**${t.indicative ? ' (indicative)' : ''} | ${t.context ?? ''} |`,
+      `| ${t.title} | ${t.shown} | ${t.goal} | **${word}**${t.indicative ? ' (indicative)' : ''} | ${besideBaseline(t, r.baseline)} | ${t.context ?? ''} |`,
     );
   }
   L.push('');
