@@ -1,4 +1,4 @@
-// Health with two meanings (DESIGN.md "Contracts"):
+// Health with two meanings (docs/contracts.md, "Health"):
 //  - "" and "liveness" speak for the process alone: SERVING while it runs.
 //  - each tickmesh service name follows the dependency checks: NOT_SERVING
 //    while any dependency (Redis, NATS, MySQL, an upstream) is down.

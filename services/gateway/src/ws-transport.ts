@@ -5,7 +5,7 @@
 //
 // Fan-out frames are shared by many sockets, so the WebSocket framing (header
 // + payload) is built once per frame and the same bytes are written to each
-// socket, skipping ws's per-send framing (DESIGN.md reference figures: ~82k
+// socket, skipping ws's per-send framing (~82k
 // vs ~73k deliveries/s). This relies on two ws internals, checked at start
 // and per send: the socket (`_socket`) and a sender with nothing queued
 // (`_sender._state === 0`, empty `_queue`: it only queues for compression and

@@ -33,7 +33,7 @@ const StoredForm = z.object({
 });
 
 const CheckpointSchema = z.discriminatedUnion('v', [
-  // Version 1 (until 2026-12-06) carried every retained bar inline; it is still restored.
+  // Version 1 carried every retained bar inline; it is still restored.
   StoredForm.extend({ v: z.literal(1) }),
   // Version 2: `s` and `m` hold only the bars not in a sealed segment.
   StoredForm.extend({

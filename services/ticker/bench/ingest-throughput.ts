@@ -1,4 +1,4 @@
-// Ingest throughput benchmark (issue 3, "Throughput"): how many ticks per
+// Ingest throughput benchmark: how many ticks per
 // second one ticker process stores in JetStream, against a bare baseline
 // measured in the same run on the same private nats-server.
 //

@@ -1,5 +1,5 @@
 // The designed deployment, written down once: the tests compare the rendered
-// manifests with these facts (issue 7 and DESIGN.md). Change them together.
+// manifests with these facts (docs/kubernetes.md). Change them together.
 import { readFileSync } from 'node:fs';
 import type { TargetName } from './render.js';
 
@@ -30,7 +30,7 @@ export interface ServiceDesign {
 const grpcProbe = (port: number, service: string): ProbeSpec => ({ grpc: { port, service } });
 const httpProbe = (port: number, path: string): ProbeSpec => ({ http: { port, path } });
 
-/** The tickmesh Deployments (the table in issue 7), by Deployment name. */
+/** The tickmesh Deployments (the table in docs/kubernetes.md), by Deployment name. */
 export const SERVICES: Record<string, ServiceDesign> = {
   ticker: {
     command: ['node', 'dist/services/ticker/src/main.js'],

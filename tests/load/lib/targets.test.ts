@@ -11,7 +11,7 @@ const ok = (id: string, metrics: Record<string, number>): ScenarioResult => ({
 });
 
 void describe('targets', () => {
-  void it('covers every goal of the issue', () => {
+  void it('covers every performance goal', () => {
     assert.deepEqual(
       TARGETS.map((t) => t.id),
       [

@@ -1,4 +1,4 @@
-// The performance targets of issue 8 and the gateway issue, evaluated against
+// The performance targets (docs/performance.md), evaluated against
 // the scenario figures. A target whose figure is missing (scenario skipped
 // or failed) is "not measured", never a pass.
 

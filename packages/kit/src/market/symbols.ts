@@ -1,4 +1,4 @@
-// Symbol format (DESIGN.md "Contracts"). No '.', which separates NATS
+// Symbol format (docs/contracts.md). No '.', which separates NATS
 // subject tokens; a market whose symbols contain dots maps them to '_'.
 export const SYMBOL_PATTERN = /^[A-Z0-9][A-Z0-9_-]{0,15}$/;
 

@@ -87,7 +87,7 @@ export function parseUniverse(json: unknown, source = 'universe'): Universe {
   return { market: u.market, name: u.name, currency: u.currency, session: u.session, instruments, bySymbol };
 }
 
-/** Loads `markets/<name>.json` from services/common, or a file path. */
+/** Loads `markets/<name>.json` from the kit package, or a file path. */
 export function loadUniverse(nameOrPath: string): Universe {
   const path = nameOrPath.includes('/') ? nameOrPath : kitPath('markets', `${nameOrPath}.json`);
   return parseUniverse(JSON.parse(readFileSync(path, 'utf8')), path);
