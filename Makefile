@@ -1,7 +1,7 @@
 # tickmesh: every day-to-day command. `make help` lists them.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help deps tools proto proto-breaking docs build up down status logs test test-faults lint format bench bench-quick soak clean
+.PHONY: help deps tools proto proto-breaking proto-release docs build up down status logs test test-faults lint format bench bench-quick soak clean
 
 include deploy/versions.env
 TOOLS := $(CURDIR)/.tools/bin
@@ -34,7 +34,7 @@ proto: deps ## Lint the protos, regenerate TypeScript and the reflection descrip
 docs: deps ## Regenerate docs/configuration.md from the config specs
 	npx tsx tests/contracts/render-config-docs.ts
 
-proto-breaking: deps ## Check the protos for breaking changes against main
+proto-breaking: deps ## Check the protos for breaking changes against the main branch (make lint checks the last release)
 	npx buf breaking proto --against '.git#branch=main,subdir=proto'
 
 build: deps ## Compile TypeScript to dist/
@@ -74,10 +74,19 @@ bench-quick: deps tools build ## A short smoke run of every benchmark scenario (
 soak: deps ## 10 minutes of moderate load; fails on RSS, event-loop or latency growth (SOAK_DURATION=90s for a short run)
 	$(RAISE_FD_LIMIT); node --import tsx tests/soak/soak.ts
 
-lint: deps ## ESLint, Prettier and buf lint
+# The descriptor set of the last release: what `buf breaking` compares the protos with.
+PROTO_RELEASE = $(shell ls -v proto/releases/v*.binpb | tail -n 1)
+
+lint: deps ## ESLint, Prettier, buf lint, and buf breaking against the last release's descriptor set
 	npx buf lint proto
+	npx buf breaking proto --against $(PROTO_RELEASE)
 	npx eslint .
 	npx prettier --check .
+
+proto-release: deps ## Record the protos of a release: make proto-release VERSION=v0.2.0 (commit the file)
+	@[[ "$(VERSION)" =~ ^v[0-9]+\.[0-9]+\.[0-9]+$$ ]] || { echo "VERSION must look like v1.2.3" >&2; exit 2; }
+	@[[ ! -e proto/releases/$(VERSION).binpb ]] || { echo "proto/releases/$(VERSION).binpb exists" >&2; exit 2; }
+	npx buf build proto -o proto/releases/$(VERSION).binpb
 
 format: deps ## Format the code with Prettier
 	npx prettier --write .
