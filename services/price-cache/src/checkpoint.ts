@@ -215,8 +215,7 @@ export class CheckpointStore {
     unreadable: string[];
   }> {
     const keys: string[] = [];
-    // One filter per listing: several at once need nats-server 2.10.
-    for (const filter of ['q.>', 'p.>']) for await (const k of await this.kv.keys(filter)) keys.push(k);
+    for await (const k of await this.kv.keys(['q.>', 'p.>'])) keys.push(k);
     const symbols: RestoredSymbol[] = [];
     const partitions = new Map<number, number>();
     const missingSegments: string[] = [];

@@ -1,8 +1,7 @@
 // The TICKS stream, created or updated idempotently when a ticker process
 // starts: created when absent, updated when an updatable setting differs,
 // never deleted or recreated (it is the source of truth the price-cache
-// rebuilds from). Only settings nats-server 2.9 understands are sent: no
-// subject transforms, metadata or compression (2.10+).
+// rebuilds from).
 import {
   DiscardPolicy,
   JetStreamApiCodes,

@@ -21,9 +21,6 @@ describe('TICKS stream settings', () => {
     assert.equal(d.discard, 'old');
     assert.equal(d.max_age, 86_400_000 * 1e6);
     assert.equal(d.duplicate_window, 120_000 * 1e6);
-    // nothing that needs nats-server 2.10+
-    for (const k of ['subject_transform', 'metadata', 'compression', 'consumer_limits'])
-      assert.equal(k in d, false);
   });
 
   it('plans nothing for an identical stream', () => {
