@@ -14,6 +14,7 @@ export * from './deps/redis.js';
 export * from './grpc/auth.js';
 export * from './grpc/client.js';
 export * from './grpc/handlers.js';
+export * from './grpc/middleware/index.js';
 export * from './grpc/reflection.js';
 export * from './grpc/server.js';
 export * from './grpc/tls.js';

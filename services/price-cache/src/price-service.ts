@@ -13,7 +13,7 @@ import type {
   ListQuotesResponse,
   StreamQuotesRequest,
 } from '@tickmesh/kit/proto';
-import type { StreamSink, GrpcServer } from '@tickmesh/kit';
+import type { GrpcServer, StreamContext } from '@tickmesh/kit';
 import type { QuoteHub } from './fanout.js';
 import type { PriceCacheMetrics } from './metrics.js';
 import type { MirrorEntry, QuoteMirror } from './mirror.js';
@@ -93,7 +93,10 @@ export class PriceServiceHandlers {
     return { bars: bars.map((b) => toBar(r.symbol, r.interval, b, decimals)) };
   }
 
-  async streamQuotes(req: StreamQuotesRequest, sink: StreamSink<StreamFrame>): Promise<void> {
+  async *streamQuotes(
+    req: StreamQuotesRequest,
+    ctx: StreamContext,
+  ): AsyncGenerator<StreamFrame, void, undefined> {
     const r = validStreamQuotes(req);
     this.ensureReady();
     if (this.d.hub.size >= this.d.stream.maxStreams) {
@@ -120,7 +123,7 @@ export class PriceServiceHandlers {
     metrics.streamsOpen.inc();
     try {
       session.start(this.d.mirror.epoch, this.d.hub.snapshotFor(session));
-      await session.run(sink);
+      yield* session.frames(ctx);
     } finally {
       this.d.hub.remove(session);
       metrics.streamsOpen.dec();
@@ -152,8 +155,6 @@ export function registerPriceService(server: GrpcServer, handlers: PriceServiceH
     getQuote: h.unary((req: GetQuoteRequest) => handlers.getQuote(req)),
     listQuotes: h.unary((req: ListQuotesRequest) => handlers.listQuotes(req)),
     getBars: h.unary((req: GetBarsRequest) => handlers.getBars(req)),
-    streamQuotes: h.serverStream((req: StreamQuotesRequest, sink: StreamSink<StreamFrame>) =>
-      handlers.streamQuotes(req, sink),
-    ),
+    streamQuotes: h.serverStream((req: StreamQuotesRequest, ctx) => handlers.streamQuotes(req, ctx)),
   });
 }

@@ -1,10 +1,11 @@
-// One StreamQuotes call: a snapshot first, then live updates, written only
-// while grpc-js accepts them. Updates wait in a map keyed by symbol (the
-// latest value wins, marked conflated), so a slow client costs at most one
-// entry per symbol; a client that stays undrained too long, or whose map
-// outgrows its bound, is ended with RESOURCE_EXHAUSTED.
+// One StreamQuotes call: a snapshot first, then live updates, yielded one
+// frame at a time (the kit asks for the next frame only when grpc-js has
+// room for it). Updates wait in a map keyed by symbol (the latest value wins,
+// marked conflated), so a slow client costs at most one entry per symbol; a
+// client that stays undrained too long, or whose map outgrows its bound, is
+// ended with RESOURCE_EXHAUSTED.
 import { ResourceExhaustedError } from '@tickmesh/kit';
-import type { StreamSink } from '@tickmesh/kit';
+import type { StreamContext } from '@tickmesh/kit';
 import type { MirrorEntry } from './mirror.js';
 import { StreamQuotesResponse_Kind, type QuoteBytes, type StreamFrame } from './wire.js';
 
@@ -36,7 +37,11 @@ export class QuoteStreamSession {
   private readonly lastSentAt = new Map<string, number>();
   private failure: Error | undefined;
   private wakeUp: (() => void) | undefined;
-  private failureWaiter: (() => void) | undefined;
+  /** Ends the call at once, even while a frame waits for the client to drain. */
+  private endCall: ((err: Error) => boolean) | undefined;
+  /** When the frame the client has not taken yet was yielded (performance.now()); 0 when none waits. */
+  private waitingSince = 0;
+  private slowTimer: NodeJS.Timeout | undefined;
   private lastWriteAt = 0;
   private readonly now: () => number;
   /** Frames and quotes written (tests and benchmarks). */
@@ -98,15 +103,21 @@ export class QuoteStreamSession {
     this.wake();
   }
 
-  /** Writes until the call ends; rejects with RESOURCE_EXHAUSTED when the client is too slow. */
-  async run(sink: StreamSink<StreamFrame>): Promise<void> {
+  /** The frames to send until the call ends; ends it with RESOURCE_EXHAUSTED when the client is too slow. */
+  async *frames(ctx: Pick<StreamContext, 'signal' | 'fail'>): AsyncGenerator<StreamFrame, void, undefined> {
+    const { signal } = ctx;
     const onAbort = () => this.wake();
-    sink.signal.addEventListener('abort', onAbort);
+    signal.addEventListener('abort', onAbort);
+    this.endCall = (err) => {
+      if (signal.aborted) return false;
+      ctx.fail(err);
+      return true;
+    };
     try {
       this.lastWriteAt = this.now();
       for (;;) {
         if (this.failure) throw this.failure;
-        if (sink.signal.aborted) return;
+        if (signal.aborted) return;
         const now = this.now();
         let frame = this.nextFrame(now);
         if (!frame && now - this.lastWriteAt >= this.opts.heartbeatMs) {
@@ -117,13 +128,20 @@ export class QuoteStreamSession {
           this.sent.frames++;
           this.sent.quotes += frame.quotes.length;
           this.lastWriteAt = now;
-          if (!sink.write(frame)) await this.waitDrained(sink);
+          this.waitingSince = performance.now();
+          this.watchDrain();
+          yield frame;
+          this.waitingSince = 0;
           continue;
         }
         await this.sleep(this.idleWaitMs(now));
       }
     } finally {
-      sink.signal.removeEventListener('abort', onAbort);
+      signal.removeEventListener('abort', onAbort);
+      this.endCall = undefined;
+      this.waitingSince = 0;
+      clearTimeout(this.slowTimer);
+      this.slowTimer = undefined;
     }
   }
 
@@ -159,27 +177,27 @@ export class QuoteStreamSession {
     return Math.max(1, wait);
   }
 
-  private async waitDrained(sink: StreamSink<StreamFrame>): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    let slow = false;
-    try {
-      await new Promise<void>((resolve) => {
-        timer = setTimeout(() => {
-          slow = true;
-          resolve();
-        }, this.opts.slowTimeoutMs);
-        this.failureWaiter = resolve;
-        sink.drained().then(resolve, resolve);
-      });
-    } finally {
-      clearTimeout(timer);
-      this.failureWaiter = undefined;
-    }
-    if (this.failure) throw this.failure;
-    if (slow && !sink.signal.aborted) {
-      this.opts.onSlowEnd?.();
-      throw new ResourceExhaustedError(`stream too slow: not drained for ${this.opts.slowTimeoutMs} ms`);
-    }
+  /**
+   * Ends the call when a yielded frame is not taken for slowTimeoutMs. One
+   * timer at a time: when it fires while a later frame waits, it is set
+   * again for what is left of that frame's time.
+   */
+  private watchDrain(): void {
+    if (this.slowTimer) return;
+    const check = (): void => {
+      this.slowTimer = undefined;
+      if (this.waitingSince === 0) return;
+      const waited = performance.now() - this.waitingSince;
+      if (waited < this.opts.slowTimeoutMs) {
+        this.slowTimer = setTimeout(check, this.opts.slowTimeoutMs - waited);
+        return;
+      }
+      const err = new ResourceExhaustedError(
+        `stream too slow: not drained for ${this.opts.slowTimeoutMs} ms`,
+      );
+      if (this.endCall?.(err)) this.opts.onSlowEnd?.();
+    };
+    this.slowTimer = setTimeout(check, this.opts.slowTimeoutMs);
   }
 
   private fail(err: Error): void {
@@ -188,7 +206,9 @@ export class QuoteStreamSession {
     this.pending.clear();
     this.control = [];
     this.opts.onSlowEnd?.();
-    this.failureWaiter?.();
+    // A frame waiting for the client to drain holds the generator at its
+    // yield: end the call from here; otherwise the loop throws on waking.
+    if (this.waitingSince !== 0) this.endCall?.(err);
     this.wake();
   }
 

@@ -10,7 +10,6 @@ import {
   StreamQuotesResponse,
   StreamQuotesResponse_Kind as Kind,
 } from '@tickmesh/kit/proto';
-import type { StreamSink } from '@tickmesh/kit';
 import { MirrorEntry } from '../src/mirror.js';
 import { QuoteStreamSession, type StreamSessionOptions } from '../src/quote-stream.js';
 import { encodeGetQuoteResponse, encodeStreamFrame, scanQuote, type StreamFrame } from '../src/wire.js';
@@ -83,8 +82,11 @@ describe('encodeStreamFrame', () => {
   });
 });
 
-/** A sink standing in for grpc-js: records frames, can refuse (backpressure) until drained. */
-class FakeSink implements StreamSink<StreamFrame> {
+/**
+ * Stands in for the kit and grpc-js: pulls the session's frames as the kit
+ * does, records them, and can refuse (backpressure) until drained.
+ */
+class FakeStream {
   frames: StreamQuotesResponse[] = [];
   accept = true;
   private drainWaiters: Array<() => void> = [];
@@ -92,12 +94,31 @@ class FakeSink implements StreamSink<StreamFrame> {
   get signal() {
     return this.controller.signal;
   }
-  write(f: StreamFrame): boolean {
-    this.frames.push(StreamQuotesResponse.decode(encodeStreamFrame(f)));
-    return this.accept;
-  }
-  drained(): Promise<void> {
-    return new Promise((r) => this.drainWaiters.push(r));
+  /** Settles when the call ends: rejects with what the session failed it with. */
+  run(session: QuoteStreamSession): Promise<void> {
+    let fail: (err: unknown) => void = () => undefined;
+    const failed = new Promise<never>((_, reject) => (fail = reject));
+    const ctx = {
+      signal: this.signal,
+      fail: (err: unknown) => {
+        fail(err);
+        this.controller.abort();
+      },
+    };
+    const pump = async () => {
+      for await (const f of session.frames(ctx)) {
+        if (this.signal.aborted) return;
+        this.frames.push(StreamQuotesResponse.decode(encodeStreamFrame(f)));
+        if (!this.accept) {
+          await new Promise<void>((r) => {
+            this.drainWaiters.push(r);
+            this.signal.addEventListener('abort', () => r(), { once: true });
+          });
+        }
+        if (this.signal.aborted) return;
+      }
+    };
+    return Promise.race([pump(), failed]);
   }
   drain(): void {
     this.accept = true;
@@ -129,9 +150,9 @@ function offer(s: QuoteStreamSession, q: Quote) {
 describe('QuoteStreamSession', () => {
   it('sends the snapshot first, then updates, dropping what the snapshot covers', async () => {
     const s = new QuoteStreamSession({ ...base, symbols: new Set(['THYAO', 'GARAN']) });
-    const sink = new FakeSink();
+    const sink = new FakeStream();
     s.start(7, [entry(quote('THYAO', 3)), entry(quote('GARAN', 8)), entry(quote('AKBNK', 1))]);
-    const run = s.run(sink);
+    const run = sink.run(s);
     offer(s, quote('THYAO', 3)); // covered by the snapshot
     offer(s, quote('THYAO', 4));
     await until(() => sink.frames.length >= 2, 'update');
@@ -155,10 +176,10 @@ describe('QuoteStreamSession', () => {
   it('conflates while the client is not draining: latest value wins, marked conflated', async () => {
     let conflated = 0;
     const s = new QuoteStreamSession({ ...base, onConflated: (n) => (conflated += n) });
-    const sink = new FakeSink();
+    const sink = new FakeStream();
     s.start(7, []);
     sink.accept = false; // the first write (snapshot) fills the buffer
-    const run = s.run(sink);
+    const run = sink.run(s);
     await until(() => sink.frames.length === 1, 'snapshot');
     for (let seq = 1; seq <= 50; seq++) offer(s, quote('THYAO', seq));
     offer(s, quote('GARAN', 1));
@@ -180,18 +201,18 @@ describe('QuoteStreamSession', () => {
 
   it('ends a client that stays undrained with RESOURCE_EXHAUSTED', async () => {
     const s = new QuoteStreamSession({ ...base, slowTimeoutMs: 100 });
-    const sink = new FakeSink();
+    const sink = new FakeStream();
     sink.accept = false;
     s.start(7, []);
-    await assert.rejects(s.run(sink), (err: { code?: number }) => err.code === status.RESOURCE_EXHAUSTED);
+    await assert.rejects(sink.run(s), (err: { code?: number }) => err.code === status.RESOURCE_EXHAUSTED);
   });
 
   it('ends a client whose pending map outgrows its bound', async () => {
     const s = new QuoteStreamSession({ ...base, maxPending: 3 });
-    const sink = new FakeSink();
+    const sink = new FakeStream();
     sink.accept = false;
     s.start(7, []);
-    const run = s.run(sink);
+    const run = sink.run(s);
     await until(() => sink.frames.length === 1, 'snapshot');
     for (const sym of ['A1', 'A2', 'A3', 'A4']) offer(s, quote(sym, 1));
     await assert.rejects(run, (err: { code?: number }) => err.code === status.RESOURCE_EXHAUSTED);
@@ -199,9 +220,9 @@ describe('QuoteStreamSession', () => {
 
   it('caps updates per symbol per second (conflating in between)', async () => {
     const s = new QuoteStreamSession({ ...base, minIntervalMs: 200 });
-    const sink = new FakeSink();
+    const sink = new FakeStream();
     s.start(7, []);
-    const run = s.run(sink);
+    const run = sink.run(s);
     const started = Date.now();
     let seq = 0;
     while (Date.now() - started < 1000) {
@@ -224,9 +245,9 @@ describe('QuoteStreamSession', () => {
 
   it('sends heartbeats when idle and RESET + snapshot on an epoch change', async () => {
     const s = new QuoteStreamSession({ ...base, heartbeatMs: 50 });
-    const sink = new FakeSink();
+    const sink = new FakeStream();
     s.start(7, [entry(quote('THYAO', 3))]);
-    const run = s.run(sink);
+    const run = sink.run(s);
     await until(() => sink.frames.some((f) => f.kind === Kind.KIND_HEARTBEAT), 'heartbeat');
     offer(s, quote('THYAO', 9, 7));
     s.reset(8, [entry(quote('THYAO', 2, 8))]);
@@ -246,13 +267,13 @@ describe('QuoteStreamSession', () => {
 
   it('splits a large snapshot over several messages and marks only the last one complete', async () => {
     const s = new QuoteStreamSession({ ...base, maxQuotesPerMessage: 2 });
-    const sink = new FakeSink();
+    const sink = new FakeStream();
     const symbols = ['A1', 'A2', 'A3', 'A4', 'A5'];
     s.start(
       7,
       symbols.map((sym) => entry(quote(sym, 1))),
     );
-    const run = s.run(sink);
+    const run = sink.run(s);
     await until(() => sink.frames.length >= 3, 'three snapshot parts');
     assert.deepEqual(
       sink.frames.slice(0, 3).map((f) => [Kind[f.kind], f.quotes.length, f.snapshotComplete]),
@@ -268,9 +289,9 @@ describe('QuoteStreamSession', () => {
 
   it('marks an empty snapshot complete too', async () => {
     const s = new QuoteStreamSession({ ...base, symbols: new Set(['NONE']) });
-    const sink = new FakeSink();
+    const sink = new FakeStream();
     s.start(7, [entry(quote('THYAO', 3))]);
-    const run = s.run(sink);
+    const run = sink.run(s);
     await until(() => sink.frames.length >= 1, 'snapshot');
     assert.deepEqual(
       [sink.frames[0]!.kind, sink.frames[0]!.quotes.length, sink.frames[0]!.snapshotComplete],

@@ -1,59 +1,51 @@
 // The boundary between grpc-js and service logic (in the spirit of nice-grpc):
-// handlers are plain async functions that return a response or throw a
-// DomainError; these wrappers turn that into status + message, never leaking
-// internals, give every call an AbortSignal, and make server streams honour
-// backpressure and shutdown.
+// handlers are plain async functions (unary), async generators (server
+// streams) or a function of the requests and a sink (bidi streams). Every
+// call runs inside the middleware chain (middleware/: metrics, errors,
+// deadline, auth), which turns what a handler throws into status + message
+// once. The factory gives every call an AbortSignal, writes server streams
+// only while grpc-js accepts (backpressure), and ends open streams on
+// shutdown.
 import {
-  Metadata,
   status,
   type handleBidiStreamingCall,
   type handleServerStreamingCall,
   type handleUnaryCall,
+  type Metadata,
   type ServerDuplexStream,
+  type ServerUnaryCall,
   type ServerWritableStream,
-  type ServiceDefinition,
-  type MethodDefinition,
 } from '@grpc/grpc-js';
-import { Counter, Histogram, type Registry } from 'prom-client';
-import { toServiceError } from '../errors.js';
+import type { Registry } from 'prom-client';
 import type { Logger } from '../logger.js';
+import type { Authenticator } from './auth.js';
+import type { MalformedMessage } from './decode.js';
+import {
+  composeMiddleware,
+  invoke,
+  type CallContext,
+  type CallKind,
+  type ServerCall,
+  type ServerMiddleware,
+} from './middleware/compose.js';
+import { ServerError, toServerError } from './middleware/errors.js';
+import { standardMiddleware } from './middleware/index.js';
 
-/** What a request deserializes to when its bytes are not a valid message. */
-export class MalformedMessage {
-  constructor(readonly reason: string) {}
+export { MalformedMessage, withSafeDeserializers } from './decode.js';
+export type { CallContext } from './middleware/compose.js';
+
+/** The context of a stream handler. */
+export interface StreamContext extends CallContext {
+  /**
+   * Ends the stream with `error` now, even while the handler waits at a
+   * `yield` for the client to drain (a slow-consumer policy). The handler's
+   * generator is closed (its finally blocks run); the error goes through the
+   * middleware like a thrown one.
+   */
+  fail(error: unknown): void;
 }
 
-/**
- * Returns a copy of `definition` whose request deserializers never throw:
- * bad bytes become a MalformedMessage that the wrappers answer with
- * INVALID_ARGUMENT (grpc-js itself would answer INTERNAL).
- */
-export function withSafeDeserializers<D extends ServiceDefinition>(definition: D): D {
-  const out: Record<string, MethodDefinition<unknown, unknown>> = {};
-  for (const [name, method] of Object.entries(definition)) {
-    const decode = method.requestDeserialize;
-    out[name] = {
-      ...method,
-      requestDeserialize: (bytes: Buffer) => {
-        try {
-          return decode(bytes);
-        } catch (err) {
-          return new MalformedMessage(err instanceof Error ? err.message : 'cannot decode');
-        }
-      },
-    };
-  }
-  return out as D;
-}
-
-export interface CallContext {
-  /** Aborted when the client cancels, the deadline passes or the server shuts down. */
-  readonly signal: AbortSignal;
-  readonly metadata: Metadata;
-  readonly peer: string;
-  readonly method: string;
-}
-
+/** Where a bidi stream handler writes, at the pace the client reads. */
 export interface StreamSink<T> {
   /** Queues a message; false means the transport buffer is full: await drained(). */
   write(message: T): boolean;
@@ -63,53 +55,37 @@ export interface StreamSink<T> {
 }
 
 export type UnaryHandler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Res>;
-export type ServerStreamHandler<Req, Res> = (
-  request: Req,
-  sink: StreamSink<Res>,
-  ctx: CallContext,
-) => Promise<void>;
+/** Yields the messages to send; the next one is asked for only when the client has room for it. */
+export type ServerStreamHandler<Req, Res> = (request: Req, ctx: StreamContext) => AsyncIterable<Res>;
 export type BidiStreamHandler<Req, Res> = (
   requests: AsyncIterable<Req | MalformedMessage>,
   sink: StreamSink<Res>,
-  ctx: CallContext,
+  ctx: StreamContext,
 ) => Promise<void>;
 
-interface OpenStream {
-  end(code: status, details: string): void;
-}
+type AnyStreamCall = ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>;
 
-/** Builds handler wrappers bound to one server's logger, metrics and stream registry. */
+/** Builds handler wrappers that run inside one server's middleware chain. */
 export class HandlerFactory {
-  private readonly openStreams = new Set<OpenStream>();
-  private readonly handled: Counter;
-  private readonly duration: Histogram;
-  private readonly streamsGauge: Counter;
+  private readonly middleware: ServerMiddleware[] = [];
+  private composed: ServerMiddleware | undefined;
+  private readonly openStreams = new Set<StreamCall>();
 
-  constructor(
-    private readonly logger: Logger,
-    registry: Registry,
-    /** Checks credentials before every handler (never for health and reflection). */
-    private readonly authenticate?: (metadata: Metadata) => Promise<void>,
-  ) {
-    this.handled = new Counter({
-      name: 'grpc_server_handled_total',
-      help: 'gRPC calls completed, by method and status code',
-      labelNames: ['method', 'code'],
-      registers: [registry],
-    });
-    this.duration = new Histogram({
-      name: 'grpc_server_handling_seconds',
-      help: 'Time to answer a unary gRPC call',
-      labelNames: ['method'],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
-      registers: [registry],
-    });
-    this.streamsGauge = new Counter({
-      name: 'grpc_server_streams_started_total',
-      help: 'Streaming gRPC calls started, by method',
-      labelNames: ['method'],
-      registers: [registry],
-    });
+  /**
+   * With a logger and a registry the factory starts with the standard chain
+   * (metrics, errors, deadline, and auth when `authenticate` is given);
+   * without, it starts empty and use() builds the chain.
+   */
+  constructor(logger?: Logger, registry?: Registry, authenticate?: Authenticator, unaryDeadlineMs?: number) {
+    if (logger && registry)
+      this.use(...standardMiddleware({ logger, registry, authenticate, unaryDeadlineMs }));
+  }
+
+  /** Appends middleware (inside the ones already added). Only before the first handler is made. */
+  use(...middleware: ServerMiddleware[]): this {
+    if (this.composed) throw new Error('use() must come before the first handler is made');
+    this.middleware.push(...middleware);
+    return this;
   }
 
   get openStreamCount(): number {
@@ -118,135 +94,183 @@ export class HandlerFactory {
 
   /** Ends every open stream with `code` (UNAVAILABLE on shutdown, so clients reconnect elsewhere). */
   endAllStreams(code: status, details: string): void {
-    for (const s of [...this.openStreams]) s.end(code, details);
+    for (const s of [...this.openStreams]) s.stop(new ServerError(code, details));
   }
 
   unary<Req, Res>(handler: UnaryHandler<Req, Res>): handleUnaryCall<Req, Res> {
+    const chain = this.chain();
     return (call, callback) => {
-      const method = methodName(call);
-      const started = performance.now();
-      const finish = (code: status) => {
-        this.handled.inc({ method, code: status[code] });
-        this.duration.observe({ method }, (performance.now() - started) / 1000);
-      };
-      const request = call.request as Req | MalformedMessage;
-      if (request instanceof MalformedMessage) {
-        finish(status.INVALID_ARGUMENT);
-        callback({ code: status.INVALID_ARGUMENT, details: `malformed request: ${request.reason}` });
-        return;
-      }
+      const c = new UnaryCall(call as ServerUnaryCall<unknown, unknown>);
       // grpc-js emits 'cancelled' when every call's stream closes, answered or
-      // not: only a cancel before the answer aborts. The controller is made on
-      // first use (an abort() builds a DOMException with a stack: costly per call).
-      let abort: AbortController | undefined;
-      let answered = false;
+      // not: only a cancel before the answer aborts.
       call.on('cancelled', () => {
-        if (!answered) (abort ??= new AbortController()).abort();
+        if (!c.answered) c.abort();
       });
-      const ctx: CallContext = {
-        get signal() {
-          return (abort ??= new AbortController()).signal;
-        },
-        metadata: call.metadata,
-        get peer() {
-          return call.getPeer();
-        },
-        method,
-      };
-      const authenticate = this.authenticate;
-      const run = authenticate
-        ? authenticate(call.metadata).then(() => handler(request, ctx))
-        : handler(request, ctx);
-      run.then(
+      chain(c, () => handler(call.request, c)).then(
         (response) => {
-          answered = true;
-          finish(status.OK);
+          c.answered = true;
           callback(null, response);
         },
         (err: unknown) => {
-          answered = true;
-          const { error, expected } = toServiceError(err);
-          if (!expected) this.logger.error({ err, method }, 'unary call failed');
-          finish(error.code ?? status.INTERNAL);
-          callback(error);
+          c.answered = true;
+          callback(toServerError(err).error);
         },
       );
     };
   }
 
   serverStream<Req, Res>(handler: ServerStreamHandler<Req, Res>): handleServerStreamingCall<Req, Res> {
+    const chain = this.chain();
     return (call) => {
-      const request = call.request as Req | MalformedMessage;
-      if (request instanceof MalformedMessage) {
-        const method = methodName(call);
-        this.handled.inc({ method, code: status[status.INVALID_ARGUMENT] });
-        call.emit('error', {
-          code: status.INVALID_ARGUMENT,
-          details: `malformed request: ${request.reason}`,
-        });
-        return;
-      }
-      this.runStream(call, (sink, ctx) => handler(request, sink, ctx));
+      const c = new StreamCall(call as AnyStreamCall, 'serverStream', call.request);
+      this.runStream(c, chain, () => pump(call, handler(call.request, c), c.signal));
     };
   }
 
   bidiStream<Req, Res>(handler: BidiStreamHandler<Req, Res>): handleBidiStreamingCall<Req, Res> {
+    const chain = this.chain();
     return (call) => {
       // A plain `for await` over a Node stream destroys it when the loop ends, so every
       // response written after the client's last request (final acks) would be lost and
-      // the call would hang: iterate without destroying; runStream ends the call.
+      // the call would hang: iterate without destroying; the factory ends the call.
       const requests: AsyncIterable<Req | MalformedMessage> = {
         [Symbol.asyncIterator]: () =>
           call.iterator({ destroyOnReturn: false }) as AsyncIterator<Req | MalformedMessage>,
       };
-      this.runStream(call, (sink, ctx) => handler(requests, sink, ctx));
+      const c = new StreamCall(call as AnyStreamCall, 'bidiStream', undefined);
+      const sink: StreamSink<Res> = {
+        signal: c.signal,
+        write: (message) => (c.done ? false : call.write(message)),
+        drained: () => waitForDrain(call, c.signal),
+      };
+      this.runStream(c, chain, () => handler(requests, sink, c));
     };
   }
 
-  private runStream<Req, Res>(
-    call: ServerWritableStream<Req, Res> | ServerDuplexStream<Req, Res>,
-    body: (sink: StreamSink<Res>, ctx: CallContext) => Promise<void>,
-  ): void {
-    const method = methodName(call);
-    this.streamsGauge.inc({ method });
-    const abort = new AbortController();
-    let ended = false;
-    const entry: OpenStream = {
-      end: (code, details) => {
-        if (ended) return;
-        ended = true;
-        this.openStreams.delete(entry);
-        this.handled.inc({ method, code: status[code] });
-        if (code === status.OK) call.end();
-        else call.emit('error', { code, details });
-        abort.abort();
-      },
-    };
-    this.openStreams.add(entry);
-    call.on('cancelled', () => {
-      if (ended) return;
-      ended = true;
-      this.openStreams.delete(entry);
-      this.handled.inc({ method, code: status[status.CANCELLED] });
-      abort.abort();
+  private chain(): ServerMiddleware {
+    return (this.composed ??= composeMiddleware(this.middleware));
+  }
+
+  private runStream(c: StreamCall, chain: ServerMiddleware, body: () => Promise<void>): void {
+    this.openStreams.add(c);
+    c.call.on('cancelled', () => {
+      if (c.done) return;
+      c.cancelled = true;
+      c.stop(new ServerError(status.CANCELLED, 'cancelled by the client'));
     });
-    const sink: StreamSink<Res> = {
-      signal: abort.signal,
-      write: (message) => (ended ? false : call.write(message)),
-      drained: () => waitForDrain(call, abort.signal),
-    };
-    const ctx: CallContext = { signal: abort.signal, metadata: call.metadata, peer: call.getPeer(), method };
-    const authenticate = this.authenticate;
-    const run = authenticate ? authenticate(call.metadata).then(() => body(sink, ctx)) : body(sink, ctx);
-    run.then(
-      () => entry.end(status.OK, ''),
-      (err: unknown) => {
-        if (ended) return;
-        const { error, expected } = toServiceError(err);
-        if (!expected) this.logger.error({ err, method }, 'stream failed');
-        entry.end(error.code ?? status.INTERNAL, error.details ?? 'internal error');
-      },
+    // The stream's outcome is the handler's, unless the call is ended first
+    // (cancel, fail, shutdown): then that, at once.
+    chain(c, () => (c.done ? c.stopped : Promise.race([invoke(body), c.stopped]))).then(
+      () => this.finish(c),
+      (err: unknown) => this.finish(c, toServerError(err).error),
     );
+  }
+
+  private finish(c: StreamCall, error?: ServerError): void {
+    this.openStreams.delete(c);
+    c.done = true;
+    c.abort();
+    if (c.cancelled) return; // the client is gone: nothing to send
+    if (error) c.call.emit('error', error);
+    else c.call.end();
+  }
+}
+
+class UnaryCall implements ServerCall {
+  readonly kind: CallKind = 'unary';
+  readonly method: string;
+  deadline: number;
+  answered = false;
+  private controller: AbortController | undefined;
+
+  constructor(private readonly call: ServerUnaryCall<unknown, unknown>) {
+    this.method = methodName(call);
+    this.deadline = deadlineOf(call);
+  }
+
+  get request(): unknown {
+    return this.call.request;
+  }
+
+  get metadata(): Metadata {
+    return this.call.metadata;
+  }
+
+  get peer(): string {
+    return this.call.getPeer();
+  }
+
+  // Made on first use: an abort() builds a DOMException with a stack, costly per call.
+  get signal(): AbortSignal {
+    return (this.controller ??= new AbortController()).signal;
+  }
+
+  abort(): void {
+    (this.controller ??= new AbortController()).abort();
+  }
+}
+
+class StreamCall implements ServerCall, StreamContext {
+  readonly method: string;
+  deadline = Infinity;
+  /** The outcome is decided: the handler finished, or the call was ended. */
+  done = false;
+  cancelled = false;
+  /** Rejects with the reason when the call is ended before its handler finishes. */
+  readonly stopped: Promise<never>;
+  private readonly controller = new AbortController();
+  private reject!: (reason: unknown) => void;
+
+  constructor(
+    readonly call: AnyStreamCall,
+    readonly kind: CallKind,
+    readonly request: unknown,
+  ) {
+    this.method = methodName(call);
+    this.stopped = new Promise<never>((_, reject) => (this.reject = reject));
+    this.stopped.catch(() => undefined); // read by the chain, maybe after the fact
+  }
+
+  get metadata(): Metadata {
+    return this.call.metadata;
+  }
+
+  get peer(): string {
+    return this.call.getPeer();
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  abort(): void {
+    this.controller.abort();
+  }
+
+  fail(error: unknown): void {
+    this.stop(error);
+  }
+
+  stop(reason: unknown): void {
+    if (this.done) return;
+    this.done = true;
+    this.reject(reason);
+    this.controller.abort();
+  }
+}
+
+/** Writes what `messages` yields, asking for the next only when the transport has room. */
+async function pump<Res>(
+  call: ServerWritableStream<unknown, Res>,
+  messages: AsyncIterable<Res>,
+  signal: AbortSignal,
+): Promise<void> {
+  for await (const message of messages) {
+    if (signal.aborted) return; // closes the generator
+    if (!call.write(message)) {
+      await waitForDrain(call, signal);
+      if (signal.aborted) return;
+    }
   }
 }
 
@@ -265,4 +289,9 @@ function waitForDrain(call: NodeJS.EventEmitter, signal: AbortSignal): Promise<v
 
 function methodName(call: { getPath?: () => string }): string {
   return call.getPath?.() ?? 'unknown';
+}
+
+function deadlineOf(call: { getDeadline?: () => Date | number }): number {
+  const deadline = call.getDeadline?.() ?? Infinity;
+  return typeof deadline === 'number' ? deadline : deadline.getTime();
 }

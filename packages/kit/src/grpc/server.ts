@@ -1,6 +1,7 @@
 // One way to run a gRPC server: health (two meanings), reflection,
 // keepalive, connection ageing (so clients re-resolve and reach new pods),
-// safe request decoding, and a bounded graceful shutdown.
+// safe request decoding, the middleware chain around every service method
+// (middleware/), and a bounded graceful shutdown.
 import {
   Server,
   ServerCredentials,
@@ -11,7 +12,9 @@ import {
 import type { Registry } from 'prom-client';
 import type { HealthMonitor } from '../health.js';
 import type { Logger } from '../logger.js';
-import { HandlerFactory, withSafeDeserializers } from './handlers.js';
+import { withSafeDeserializers } from './decode.js';
+import { HandlerFactory } from './handlers.js';
+import type { ServerMiddleware } from './middleware/compose.js';
 import { createReflectionService } from './reflection.js';
 import type { Authenticator } from './auth.js';
 
@@ -28,6 +31,8 @@ export interface GrpcServerOptions {
   credentials?: ServerCredentials;
   /** Checks credentials on every tickmesh call (health and reflection stay open). */
   authenticate?: Authenticator;
+  /** Deadline of unary calls that come without one (default DEFAULT_UNARY_DEADLINE_MS). */
+  unaryDeadlineMs?: number;
 }
 
 export class GrpcServer {
@@ -37,7 +42,7 @@ export class GrpcServer {
   private boundPort = 0;
 
   constructor(private readonly opts: GrpcServerOptions) {
-    this.handlers = new HandlerFactory(opts.logger, opts.registry, opts.authenticate);
+    this.handlers = new HandlerFactory(opts.logger, opts.registry, opts.authenticate, opts.unaryDeadlineMs);
     const channelOptions: Record<string, number> = {
       'grpc.keepalive_time_ms': opts.keepaliveTimeMs,
       'grpc.keepalive_timeout_ms': opts.keepaliveTimeoutMs,
@@ -50,6 +55,15 @@ export class GrpcServer {
       channelOptions['grpc.max_connection_age_grace_ms'] = opts.maxConnectionAgeGraceMs;
     }
     this.server = new Server(channelOptions);
+  }
+
+  /**
+   * Adds middleware inside the standard chain (metrics, errors, deadline,
+   * auth), in order, for every service added after it.
+   */
+  use(...middleware: ServerMiddleware[]): this {
+    this.handlers.use(...middleware);
+    return this;
   }
 
   /** Registers a service; `name` is its fully-qualified name, e.g. tickmesh.price.v1.PriceService. */

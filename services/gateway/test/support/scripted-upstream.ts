@@ -20,11 +20,35 @@ import {
   serveGrpc,
   type RunningGrpcService,
 } from '@tickmesh/kit';
-import type { StreamSink } from '@tickmesh/kit';
+
+/** One open stream: the market queues messages, the stream's handler yields them. */
+class StreamQueue {
+  private readonly items: StreamQuotesResponse[] = [];
+  private wake: (() => void) | undefined;
+
+  write(message: StreamQuotesResponse): void {
+    this.items.push(message);
+    this.wake?.();
+  }
+
+  async *messages(signal: AbortSignal): AsyncGenerator<StreamQuotesResponse, void, undefined> {
+    const onAbort = () => this.wake?.();
+    signal.addEventListener('abort', onAbort);
+    try {
+      while (!signal.aborted) {
+        const message = this.items.shift();
+        if (message) yield message;
+        else await new Promise<void>((resolve) => (this.wake = resolve));
+      }
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+}
 
 export class ScriptedMarket {
   readonly quotes = new Map<string, Quote>();
-  readonly streams = new Set<StreamSink<StreamQuotesResponse>>();
+  readonly streams = new Set<StreamQueue>();
   epoch: number;
   heartbeatMs: number;
   /** Updates sent to streams, total. */
@@ -185,15 +209,16 @@ export async function startScriptedUpstream(
           getQuote: h.unary(() => Promise.reject(new NotFoundError('scripted upstream: streams only'))),
           listQuotes: h.unary(() => Promise.resolve({ quotes: [...market.quotes.values()], missing: [] })),
           getBars: h.unary(() => Promise.resolve({ bars: [] })),
-          streamQuotes: h.serverStream(async (_req: StreamQuotesRequest, sink, ctx) => {
+          streamQuotes: h.serverStream(async function* (_req: StreamQuotesRequest, ctx) {
             streamsOpened++;
-            sink.write(market.wrap(market.snapshot()));
-            market.streams.add(sink);
-            await new Promise<void>((resolve) => {
-              if (ctx.signal.aborted) resolve();
-              else ctx.signal.addEventListener('abort', () => resolve(), { once: true });
-            });
-            market.streams.delete(sink);
+            const stream = new StreamQueue();
+            stream.write(market.wrap(market.snapshot()));
+            market.streams.add(stream);
+            try {
+              yield* stream.messages(ctx.signal);
+            } finally {
+              market.streams.delete(stream);
+            }
           }),
         });
       },
