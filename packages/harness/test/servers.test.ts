@@ -1,6 +1,6 @@
-// Proves the private test-server harness: each server starts, answers its protocol, restarts
-// on the same port, Redis comes back empty, kill() is a real SIGKILL, stopAll() and the
-// process-exit hook leave nothing behind.
+// Proves the private test servers of the harness: each server starts, answers its protocol,
+// restarts on the same port, Redis comes back empty, kill() is a real SIGKILL, stopAll() and
+// the process-exit hook leave nothing behind.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -8,6 +8,8 @@ import * as net from 'node:net';
 import { after, describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
 
 import {
   FETCH_REFUSED_PORTS,
@@ -18,7 +20,7 @@ import {
   stopAll,
   type MariaDbTestServer,
   type TestServer,
-} from './servers.js';
+} from '@tickmesh/harness';
 
 const execFileP = promisify(execFile);
 
@@ -62,35 +64,25 @@ function exchange(port: number, send: string, opts: { skipFirstLine?: boolean } 
 
 const natsPing = (port: number) => exchange(port, 'PING\r\n', { skipFirstLine: true });
 
-function resp(...args: string[]): string {
-  return `*${args.length}\r\n` + args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('');
-}
-
-/** One Redis command; returns the reply's first line, or for a bulk string its value. */
-async function redis(port: number, ...args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect({ host: '127.0.0.1', port });
-    let buf = '';
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(new Error(`redis: no reply on port ${port}`));
-    }, 5_000);
-    sock.once('connect', () => sock.write(resp(...args)));
-    sock.on('data', (d: Buffer) => {
-      buf += d.toString('utf8');
-      const lines = buf.split('\r\n');
-      const first = lines[0] ?? '';
-      if (lines.length < 2) return;
-      if (first.startsWith('$') && first !== '$-1' && lines.length < 3) return;
-      clearTimeout(timer);
-      sock.destroy();
-      resolve(first.startsWith('$') && first !== '$-1' ? (lines[1] ?? '') : first);
-    });
-    sock.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
+/** One Redis command on a fresh connection (no retries, no offline queue); resolves with the reply. */
+async function redis(port: number, ...args: [string, ...string[]]): Promise<unknown> {
+  const client = new Redis({
+    host: '127.0.0.1',
+    port,
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    enableReadyCheck: false,
+    retryStrategy: () => null,
+    commandTimeout: 5_000,
   });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return await client.call(...args);
+  } finally {
+    client.disconnect();
+  }
 }
 
 /** Minimal NATS client: enough for JetStream API requests over the raw protocol. */
@@ -205,7 +197,7 @@ async function waitGone(pid: number, ms = 5_000): Promise<boolean> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
     if (processGone(pid)) return true;
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
   return processGone(pid);
 }
@@ -335,8 +327,8 @@ void describe('Redis', () => {
     const r = await timed('first start', () => startRedis(), notes);
     started.push(r);
     assert.equal(r.url, `redis://127.0.0.1:${r.port}`);
-    assert.equal(await redis(r.port, 'PING'), '+PONG');
-    assert.equal(await redis(r.port, 'SET', 'k', 'v'), '+OK');
+    assert.equal(await redis(r.port, 'PING'), 'PONG');
+    assert.equal(await redis(r.port, 'SET', 'k', 'v'), 'OK');
     assert.equal(await redis(r.port, 'GET', 'k'), 'v');
 
     const port = r.port;
@@ -345,8 +337,8 @@ void describe('Redis', () => {
     assert.equal(await canConnect(port), false);
     await timed('restart', () => r.start(), notes);
     assert.equal(r.port, port);
-    assert.equal(await redis(r.port, 'GET', 'k'), '$-1', 'restarted redis is empty');
-    assert.equal(await redis(r.port, 'DBSIZE'), ':0');
+    assert.equal(await redis(r.port, 'GET', 'k'), null, 'restarted redis is empty');
+    assert.equal(await redis(r.port, 'DBSIZE'), 0);
     assert.deepEqual(
       fs.readdirSync(r.dataDir).filter((f) => f.endsWith('.rdb') || f.startsWith('appendonly')),
       [],
@@ -354,7 +346,7 @@ void describe('Redis', () => {
 
     await redis(r.port, 'SET', 'a', '1');
     await r.flushAll();
-    assert.equal(await redis(r.port, 'DBSIZE'), ':0');
+    assert.equal(await redis(r.port, 'DBSIZE'), 0);
 
     const pid = r.pid;
     assert.ok(pid);
@@ -363,7 +355,7 @@ void describe('Redis', () => {
     assert.ok(processGone(pid));
     assert.doesNotMatch(r.logTail(5), /Received SIGTERM/);
     await r.start();
-    assert.equal(await redis(r.port, 'PING'), '+PONG');
+    assert.equal(await redis(r.port, 'PING'), 'PONG');
     t.diagnostic(`redis ${notes.join(', ')}`);
   });
 
@@ -372,14 +364,11 @@ void describe('Redis', () => {
     started.push(r);
     await r.pause();
     await assert.rejects(
-      Promise.race([
-        redis(r.port, 'PING'),
-        new Promise((_, rej) => setTimeout(() => rej(new Error('timeout')), 300)),
-      ]),
+      Promise.race([redis(r.port, 'PING'), sleep(300).then(() => Promise.reject(new Error('timeout')))]),
       /timeout/,
     );
     r.resume();
-    assert.equal(await redis(r.port, 'PING'), '+PONG');
+    assert.equal(await redis(r.port, 'PING'), 'PONG');
     await r.pause();
     await r.stop(); // stop() of a paused server still works
     assert.equal(r.isRunning(), false);
@@ -438,7 +427,7 @@ void describe('clean-up', () => {
     for (const s of [n, r, m]) assert.equal(await canConnect(s.port), false);
   });
 
-  const harness = pathToFileURL(new URL('./servers.ts', import.meta.url).pathname).href;
+  const harness = pathToFileURL(new URL('../src/index.ts', import.meta.url).pathname).href;
   async function runChild(body: string): Promise<string> {
     const script = `import * as h from ${JSON.stringify(harness)};\n${body}`;
     const { stdout } = await execFileP(
