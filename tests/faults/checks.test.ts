@@ -4,10 +4,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Tick } from '@tickmesh/kit/proto';
 import { loadUniverse } from '@tickmesh/kit';
 import type { QuoteState } from '../../services/price-cache/src/state.js';
-import { HealthTimeline, sleep, TcpProxy } from '../support/stack.js';
+import { TcpProxy, waitUntil } from '@tickmesh/harness';
+import { HealthTimeline } from './lib/timeline.js';
 import { compareWithRedis, TickModel } from './lib/model.js';
 import { QuoteTracker, type WsQuote } from './lib/ws-tracker.js';
 
@@ -213,9 +215,12 @@ test('the TCP proxy passes data, holds it during a blackhole, delivers it on hea
     let got = '';
     const received = () => got;
     sock.on('data', (d: Buffer) => (got += d.toString()));
-    const waitFor = async (want: string) => {
-      for (let i = 0; i < 100 && received() !== want; i++) await sleep(20);
-    };
+    const waitFor = (want: string) =>
+      waitUntil(() => received() === want, {
+        timeoutMs: 2000,
+        intervalMs: 20,
+        what: `"${want}" through the proxy`,
+      });
     sock.write('one');
     await waitFor('one');
     assert.equal(received(), 'one');

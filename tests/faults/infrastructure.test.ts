@@ -3,7 +3,7 @@
 // (tests/faults/lib/harness.ts; docs/reliability.md).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { sleep } from '../support/stack.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { FaultHarness, type FaultResult } from './lib/harness.js';
 import { faultLoad, report } from './lib/settings.js';
 

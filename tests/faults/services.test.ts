@@ -5,7 +5,7 @@
 // recovery time (tests/faults/lib/harness.ts; docs/reliability.md).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { sleep } from '../support/stack.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { FaultHarness, type FaultResult } from './lib/harness.js';
 import { faultLoad, report } from './lib/settings.js';
 
@@ -34,7 +34,7 @@ test('price-cache killed with SIGKILL, then restarted', async (t) => {
       await h.stack.kill9('price-cache');
       await sleep(2000);
       const back = Date.now();
-      await h.stack.svc('price-cache').start({ wait: false });
+      h.stack.svc('price-cache').launch();
       return back;
     },
   });
@@ -67,7 +67,7 @@ test('gateway killed with SIGKILL, then restarted: clients reconnect', async (t)
       await h.stack.kill9('gateway');
       await sleep(2000);
       const back = Date.now();
-      await h.stack.svc('gateway').start({ wait: false });
+      h.stack.svc('gateway').launch();
       return back;
     },
   });

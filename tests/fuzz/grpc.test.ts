@@ -7,6 +7,7 @@
 // bounded (RSS growth below a stated bound).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -42,7 +43,7 @@ import {
 } from '@tickmesh/kit/proto';
 import type { Tick } from '@tickmesh/kit/proto';
 import { fromUnits, loadUniverse } from '@tickmesh/kit';
-import { startStack, waitFor, type ServiceName, type Stack } from '../support/stack.js';
+import { startStack, waitUntil, type ServiceName, type Stack } from '@tickmesh/harness';
 import { readStream } from '../faults/lib/model.js';
 import { FUZZ_SEED, int64ish, nastyNumber, nastyString, rawBytes, samples } from './lib/arbitraries.js';
 import { BAD_CODES, firstOfStream, pool, rawClient, tally, unary, type Answer } from './lib/raw-grpc.js';
@@ -89,7 +90,10 @@ before(async () => {
     const a = await unary(client('ticker'), '/tickmesh.ingest.v1.IngestService/PublishTick', body);
     assert.equal(a.code, 0, a.details);
   }
-  await waitFor('quotes applied', async () => (await redis.scard('tm:symbols')) >= 5, 30_000);
+  await waitUntil(async () => (await redis.scard('tm:symbols')) >= 5, {
+    timeoutMs: 30_000,
+    what: 'quotes applied',
+  });
 });
 
 after(async () => {
@@ -605,7 +609,7 @@ async function publishStream(
     if (!call.write(Buffer.from(body))) await new Promise((r) => call.once('drain', r));
   }
   // Give the acks time to arrive, then close our side.
-  await new Promise((r) => setTimeout(r, 2000));
+  await sleep(2000);
   call.end();
   const timer = setTimeout(() => call.cancel(), 10_000);
   const end = await ended;

@@ -9,13 +9,14 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
 import WebSocket from 'ws';
 import * as grpc from '@grpc/grpc-js';
 import { PublishTickRequest, ServerMessage } from '@tickmesh/kit/proto';
 import { clientMessageOf, serverMessageBody } from '../../services/gateway/src/proto-codec.js';
 import { loadUniverse } from '@tickmesh/kit';
-import { httpStatus, sleep, startStack, waitFor, type Stack } from '../support/stack.js';
+import { httpGet, startStack, waitUntil, type Stack } from '@tickmesh/harness';
 import { TrackedClient } from '../faults/lib/ws-tracker.js';
 import { FUZZ_SEED, nastyNumber, nastyString, samples } from './lib/arbitraries.js';
 import { rawClient, unary } from './lib/raw-grpc.js';
@@ -64,11 +65,10 @@ before(async () => {
   ticker.close();
   bystander = new TrackedClient({ url: stack.wsUrl, symbols: '*', reconnect: false });
   bystander.start();
-  await waitFor(
-    'bystander subscribed with quotes',
-    () => bystander.subscribed && bystander.tracker.state.size >= 30,
-    30_000,
-  );
+  await waitUntil(() => bystander.subscribed && bystander.tracker.state.size >= 30, {
+    timeoutMs: 30_000,
+    what: 'bystander subscribed with quotes',
+  });
 });
 
 after(async () => {
@@ -101,7 +101,11 @@ class Probe {
   }
 
   async opened(): Promise<void> {
-    await waitFor('WebSocket open', () => this.ws.readyState === WebSocket.OPEN, 10_000, 20);
+    await waitUntil(() => this.ws.readyState === WebSocket.OPEN, {
+      timeoutMs: 10_000,
+      intervalMs: 20,
+      what: 'WebSocket open',
+    });
     await this.until((m) => m.type === 'welcome', 10_000);
   }
 
@@ -381,7 +385,11 @@ class BinaryProbe {
     pred: (m: Record<string, unknown>) => boolean,
     what: string,
   ): Promise<Array<Record<string, unknown>>> {
-    await waitFor(what, () => this.closed !== undefined || this.inbox.some(pred), 15_000, 5);
+    await waitUntil(() => this.closed !== undefined || this.inbox.some(pred), {
+      timeoutMs: 15_000,
+      intervalMs: 5,
+      what: what,
+    });
     if (this.closed) throw new Error(`closed ${this.closed.code} waiting for ${what}`);
     return this.inbox.splice(0, this.inbox.findIndex(pred) + 1);
   }
@@ -454,7 +462,11 @@ test('oversized frames, invalid UTF-8 and raw garbage close only the offending c
     const p = new Probe(stack.wsUrl);
     await p.opened();
     p.ws.send(JSON.stringify({ op: 'subscribe', id: 1, symbols: ['THYAO'], pad: 'x'.repeat(size) }));
-    await waitFor('close after an oversized frame', () => p.closed, 10_000, 20);
+    await waitUntil(() => p.closed, {
+      timeoutMs: 10_000,
+      intervalMs: 20,
+      what: 'close after an oversized frame',
+    });
     count(p.closed!.code);
   }
   assert.deepEqual([...codes.keys()], [1009], `oversized frames: ${JSON.stringify([...codes])}`);
@@ -465,7 +477,7 @@ test('oversized frames, invalid UTF-8 and raw garbage close only the offending c
   const sock = (bad.ws as unknown as { _socket: net.Socket })._socket;
   // a masked text frame (FIN, opcode 1) of 2 bytes that are not UTF-8, mask 0
   sock.write(Buffer.from([0x81, 0x82, 0, 0, 0, 0, 0xc3, 0x28]));
-  await waitFor('close after invalid UTF-8', () => bad.closed, 10_000, 20);
+  await waitUntil(() => bad.closed, { timeoutMs: 10_000, intervalMs: 20, what: 'close after invalid UTF-8' });
   t.diagnostic(`invalid UTF-8 -> close ${bad.closed!.code}`);
   assert.equal(bad.closed!.code, 1007);
 
@@ -489,15 +501,14 @@ test('oversized frames, invalid UTF-8 and raw garbage close only the offending c
     const p = new Probe(stack.wsUrl);
     await p.opened();
     (p.ws as unknown as { _socket: net.Socket })._socket.write(Buffer.from(bytes));
-    await waitFor(
-      'the server to drop or answer garbage',
-      () => p.closed ?? p.ws.readyState === WebSocket.OPEN,
-      10_000,
-      20,
-    );
+    await waitUntil(() => p.closed ?? p.ws.readyState === WebSocket.OPEN, {
+      timeoutMs: 10_000,
+      intervalMs: 20,
+      what: 'the server to drop or answer garbage',
+    });
     p.ws.terminate();
   }
-  assert.equal(await httpStatus(`${stack.gatewayHttp}/healthz`), 200);
+  assert.equal((await httpGet(`${stack.gatewayHttp}/healthz`)).status, 200);
   assert.ok(bystander.connected, 'the bystander lost its connection');
   assert.equal(bystander.connects, 1);
   assert.deepEqual(bystander.tracker.violations, []);

@@ -7,6 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type * as net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 import * as grpc from '@grpc/grpc-js';
 import {
@@ -17,7 +18,7 @@ import {
   type StreamQuotesResponse,
 } from '@tickmesh/kit/proto';
 import { createClient } from '@tickmesh/kit';
-import { metricValue, sleep, startStack, waitFor, type Stack } from '../support/stack.js';
+import { metricValue, startStack, waitUntil, type Stack } from '@tickmesh/harness';
 import { TrackedClient } from '../faults/lib/ws-tracker.js';
 
 /** Stated bounds (docs/reliability.md). */
@@ -51,7 +52,7 @@ before(async () => {
     },
   });
   reference.start();
-  await waitFor('reference client subscribed', () => reference.subscribed, 30_000);
+  await waitUntil(() => reference.subscribed, { timeoutMs: 30_000, what: 'reference client subscribed' });
 });
 
 after(async () => {
@@ -126,21 +127,19 @@ function rawWs(opts: { localAddress?: string } = {}) {
 }
 
 async function authAndSubscribe(c: ReturnType<typeof rawWs>, symbols: string[] | '*'): Promise<void> {
-  await waitFor('open', () => c.opened, 10_000, 20);
+  await waitUntil(() => c.opened, { timeoutMs: 10_000, intervalMs: 20, what: 'open' });
   c.ws.send(JSON.stringify({ op: 'auth', id: 'a', token: apiKey }));
-  await waitFor(
-    'auth reply',
-    () => c.messages.some((m) => m.type === 'reply' && m.op === 'auth'),
-    10_000,
-    20,
-  );
+  await waitUntil(() => c.messages.some((m) => m.type === 'reply' && m.op === 'auth'), {
+    timeoutMs: 10_000,
+    intervalMs: 20,
+    what: 'auth reply',
+  });
   c.ws.send(JSON.stringify({ op: 'subscribe', id: 's', symbols }));
-  await waitFor(
-    'subscribe reply',
-    () => c.messages.some((m) => m.type === 'reply' && m.op === 'subscribe'),
-    10_000,
-    20,
-  );
+  await waitUntil(() => c.messages.some((m) => m.type === 'reply' && m.op === 'subscribe'), {
+    timeoutMs: 10_000,
+    intervalMs: 20,
+    what: 'subscribe reply',
+  });
 }
 
 test('a WebSocket client that never reads is conflated, then closed with 4008; others are not slowed', async (t) => {
@@ -154,27 +153,28 @@ test('a WebSocket client that never reads is conflated, then closed with 4008; o
   // Stop reading: the kernel buffers fill, then the gateway's per-socket backlog.
   (slow.ws as unknown as { _socket: net.Socket })._socket.pause();
   const from = Date.now();
-  const metrics0 = await stack.svc('gateway').metrics();
-  await waitFor(
-    'the slow client to be closed',
-    () => slow.close !== undefined || closedOnServer(),
-    60_000,
-    250,
-  ).catch(() => undefined);
+  const metrics0 = await stack.metrics('gateway');
+  await waitUntil(() => slow.close !== undefined || closedOnServer(), {
+    timeoutMs: 60_000,
+    intervalMs: 250,
+    what: 'the slow client to be closed',
+  }).catch(() => undefined);
   async function closedOnServer(): Promise<boolean> {
-    const m = await stack.svc('gateway').metrics();
+    const m = await stack.metrics('gateway');
     return (metricValue(m, 'tickmesh_gateway_slow_client_closes_total') ?? 0) > 0;
   }
   const during = latency(from, Date.now());
   const peak = rss.stop();
-  const metrics1 = await stack.svc('gateway').metrics();
+  const metrics1 = await stack.metrics('gateway');
   const conflated =
     (metricValue(metrics1, 'tickmesh_gateway_conflated_updates_total') ?? 0) -
     (metricValue(metrics0, 'tickmesh_gateway_conflated_updates_total') ?? 0);
   const slowCloses = metricValue(metrics1, 'tickmesh_gateway_slow_client_closes_total') ?? 0;
   // The close frame sits behind the unread data: read it now.
   (slow.ws as unknown as { _socket: net.Socket })._socket.resume();
-  await waitFor('the close code', () => slow.close, 15_000, 50).catch(() => undefined);
+  await waitUntil(() => slow.close, { timeoutMs: 15_000, intervalMs: 50, what: 'the close code' }).catch(
+    () => undefined,
+  );
   t.diagnostic(
     `slow client closed with ${slow.close} after ${((Date.now() - from) / 1000).toFixed(1)} s; ${conflated} updates conflated; slow-client closes ${slowCloses}`,
   );
@@ -202,11 +202,9 @@ test(`1,000 connections from one IP: ${PER_IP} accepted, the rest closed with 40
     conns.push(rawWs({ localAddress: '127.0.0.3' }));
     if (i % 50 === 49) await sleep(20);
   }
-  await waitFor(
-    'every connection welcomed or closed',
+  await waitUntil(
     () => conns.every((c) => c.close !== undefined || c.messages.some((m) => m.type === 'welcome')),
-    60_000,
-    100,
+    { timeoutMs: 60_000, what: 'every connection welcomed or closed' },
   );
   await sleep(500); // late 4009s
   const open = conns.filter((c) => c.close === undefined);
@@ -223,13 +221,12 @@ test(`1,000 connections from one IP: ${PER_IP} accepted, the rest closed with 40
   assert.equal(other.close, undefined, 'a client from another IP was refused');
   for (const c of [...conns, other]) c.ws.terminate();
   assert.ok(peak - rss.base < GATEWAY_RSS_BOUND, `gateway RSS grew ${mib(peak - rss.base)}`);
-  await waitFor(
-    'connections released',
+  await waitUntil(
     async () => {
-      const m = await stack.svc('gateway').metrics();
+      const m = await stack.metrics('gateway');
       return (metricValue(m, 'tickmesh_gateway_connections') ?? 99) <= 1;
     },
-    15_000,
+    { timeoutMs: 15_000, what: 'connections released' },
   );
 });
 
@@ -239,12 +236,16 @@ test('subscribe floods: the per-connection limit, rate limiting, then 4029', asy
   // Over the subscription limit (200): refused whole, nothing changed.
   const many = Array.from({ length: 250 }, (_, i) => `S${i}`);
   c.ws.send(JSON.stringify({ op: 'subscribe', id: 'many', symbols: many }));
-  await waitFor('too_many_symbols', () => c.messages.some((m) => m.id === 'many'), 10_000, 20);
+  await waitUntil(() => c.messages.some((m) => m.id === 'many'), {
+    timeoutMs: 10_000,
+    intervalMs: 20,
+    what: 'too_many_symbols',
+  });
   assert.equal(c.messages.find((m) => m.id === 'many')!.code, 'too_many_symbols');
   // A flood: 2,000 subscribes as fast as the socket takes them.
   for (let i = 0; i < 2000 && c.close === undefined; i++)
     c.ws.send(JSON.stringify({ op: 'subscribe', id: i, symbols: ['GARAN'] }));
-  await waitFor('the flood to be closed', () => c.close, 15_000, 50);
+  await waitUntil(() => c.close, { timeoutMs: 15_000, intervalMs: 50, what: 'the flood to be closed' });
   const limited = c.messages.filter((m) => m.code === 'rate_limited').length;
   const replies = c.messages.filter((m) => m.type === 'reply' && m.op === 'subscribe').length;
   t.diagnostic(
@@ -259,10 +260,13 @@ test('subscribe floods: the per-connection limit, rate limiting, then 4029', asy
 test('an `auth` that never comes: closed with 4002 after the auth timeout, ops before it refused', async (t) => {
   const rss = rssPeak('gateway');
   const idle = Array.from({ length: 100 }, () => rawWs({ localAddress: '127.0.0.6' }));
-  await waitFor('all open', () => idle.every((c) => c.opened), 20_000, 50);
+  await waitUntil(() => idle.every((c) => c.opened), { timeoutMs: 20_000, intervalMs: 50, what: 'all open' });
   idle[0]!.ws.send(JSON.stringify({ op: 'subscribe', id: 1, symbols: '*' }));
   const from = Date.now();
-  await waitFor('auth timeouts', () => idle.every((c) => c.close !== undefined), 30_000, 100);
+  await waitUntil(() => idle.every((c) => c.close !== undefined), {
+    timeoutMs: 30_000,
+    what: 'auth timeouts',
+  });
   const welcome = idle[0]!.messages.find((m) => m.type === 'welcome')!;
   const peak = rss.stop();
   t.diagnostic(
@@ -274,9 +278,9 @@ test('an `auth` that never comes: closed with 4002 after the auth timeout, ops b
   assert.deepEqual([...new Set(idle.map((c) => c.close))], [4002]);
   // A wrong key: refused with 4001.
   const wrong = rawWs({ localAddress: '127.0.0.6' });
-  await waitFor('open', () => wrong.opened, 10_000, 20);
+  await waitUntil(() => wrong.opened, { timeoutMs: 10_000, intervalMs: 20, what: 'open' });
   wrong.ws.send(JSON.stringify({ op: 'auth', id: 'w', token: 'tmk_aaaaaaaaaa_not-a-real-secret' }));
-  await waitFor('4001', () => wrong.close, 10_000, 20);
+  await waitUntil(() => wrong.close, { timeoutMs: 10_000, intervalMs: 20, what: '4001' });
   assert.equal(wrong.close, 4001);
   assert.equal(wrong.messages.find((m) => m.id === 'w')?.code, 'auth_failed');
 });
@@ -284,7 +288,7 @@ test('an `auth` that never comes: closed with 4002 after the auth timeout, ops b
 test('gRPC StreamQuotes calls that never read end with RESOURCE_EXHAUSTED; price-cache memory bounded', async (t) => {
   const address = stack.svc('price-cache').spec.grpcAddress!;
   const rss = rssPeak('price-cache');
-  const before = await stack.svc('price-cache').metrics();
+  const before = await stack.metrics('price-cache');
   const calls = Array.from({ length: 20 }, (_, i) => {
     // One channel each (a distinct option), so one stalled connection does not stall the others.
     const client = createClient(PriceServiceClient, address, {
@@ -301,25 +305,24 @@ test('gRPC StreamQuotes calls that never read end with RESOURCE_EXHAUSTED; price
     return result;
   });
   const from = Date.now();
-  await waitFor(
-    'the server to end the stalled streams',
+  await waitUntil(
     async () => {
-      const m = await stack.svc('price-cache').metrics();
+      const m = await stack.metrics('price-cache');
       return (
         (metricValue(m, 'tickmesh_price_streams_slow_ended_total') ?? 0) -
           (metricValue(before, 'tickmesh_price_streams_slow_ended_total') ?? 0) >=
         calls.length
       );
     },
-    60_000,
-    500,
+    { timeoutMs: 60_000, intervalMs: 500, what: 'the server to end the stalled streams' },
   ).catch(() => undefined);
   const endedAfter = Date.now() - from;
   const peak = rss.stop();
   for (const c of calls) c.call.resume(); // read what was buffered, then the status
-  await waitFor('statuses', () => calls.every((c) => c.code !== undefined), 30_000, 100).catch(
-    () => undefined,
-  );
+  await waitUntil(() => calls.every((c) => c.code !== undefined), {
+    timeoutMs: 30_000,
+    what: 'statuses',
+  }).catch(() => undefined);
   const codes = calls.map((c) => (c.code === undefined ? 'none' : grpc.status[c.code]));
   t.diagnostic(
     `20 never-reading streams ended after ${(endedAfter / 1000).toFixed(1)} s with ${JSON.stringify([...new Set(codes)])}; price-cache RSS ${mib(rss.base)} -> peak ${mib(peak)}`,

@@ -1,7 +1,7 @@
 // The system under test: the running `make up` stack when it answers on its
-// fixed ports, otherwise a private stack on free ports (NATS, Redis and
-// MariaDB from tests/support/servers.ts, the services as child processes
-// from dist/ or, without a build, from source through tsx).
+// fixed ports, otherwise a private stack on free ports (@tickmesh/harness's
+// stack launcher: NATS, Redis and MariaDB on free ports, the services as child
+// processes from dist/ or, without a build, from source through tsx).
 //
 // Load that writes ticks goes to symbols outside the market (BENCH-*),
 // through a ticker in open mode (INGEST_OPEN_MODE=true), so the benchmark
@@ -12,15 +12,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import {
-  freePort,
-  httpOk,
-  startProcess,
-  tsxCommand,
-  waitUntil,
-  withTimeout,
-  type ManagedProcess,
-} from './lib/processes.js';
+import { freePort, httpGet, serviceProcess, startStack, type ServiceProcess } from '@tickmesh/harness';
 
 const execFileP = promisify(execFile);
 
@@ -118,49 +110,9 @@ export async function pidOnPort(port: number): Promise<number | undefined> {
   }
 }
 
-function serviceCommand(
-  root: string,
-  fromSource: boolean,
-  service: string,
-  entry: string,
-  args: string[] = [],
-) {
-  const built = join(root, 'dist', 'services', service, 'src', `${entry}.js`);
-  if (!fromSource && existsSync(built))
-    return { command: process.execPath, args: ['--enable-source-maps', built, ...args] };
-  return tsxCommand(join(root, 'services', service, 'src', `${entry}.ts`), args);
-}
-
-async function startService(
-  o: StackOptions,
-  name: string,
-  service: string,
-  entry: string,
-  env: Record<string, string>,
-  readyUrl: string,
-): Promise<ManagedProcess> {
-  const cmd = serviceCommand(o.root, o.fromSource, service, entry);
-  const proc = startProcess({
-    name,
-    command: cmd.command,
-    args: cmd.args,
-    cwd: o.root,
-    env: { ...process.env, ...env },
-    logFile: join(o.logDir, `${name}.log`),
-  });
-  try {
-    await waitUntil(`${name} ready at ${readyUrl}`, () => httpOk(readyUrl, 1000), 90_000, {
-      intervalMs: 300,
-      alive: proc.isRunning,
-    });
-  } catch (err) {
-    await proc.stop(5000);
-    throw new Error(`${(err as Error).message}\n--- last lines of ${name} ---\n${proc.tail(15)}`, {
-      cause: err,
-    });
-  }
-  o.log(`  ${name}: ready (pid ${proc.pid})`);
-  return proc;
+/** From dist/ unless asked for the sources or there is no build. */
+function fromDist(o: StackOptions): boolean {
+  return !o.fromSource && existsSync(join(o.root, 'dist', 'services', 'ticker', 'src', 'main.js'));
 }
 
 /** An open-mode ticker on free ports, on the given NATS (same stream and partitions as the stack's). */
@@ -168,15 +120,14 @@ async function startBenchTicker(
   o: StackOptions,
   natsUrl: string,
   name = 'bench-ticker',
-): Promise<{ proc: ManagedProcess; target: string }> {
+): Promise<{ proc: ServiceProcess; target: string }> {
   const grpc = await freePort();
   const metrics = await freePort();
-  const proc = await startService(
-    o,
+  const proc = serviceProcess({
     name,
-    'ticker',
-    'main',
-    {
+    dir: 'ticker',
+    entry: 'main',
+    env: {
       GRPC_HOST: '127.0.0.1',
       GRPC_PORT: String(grpc),
       METRICS_HOST: '127.0.0.1',
@@ -185,14 +136,19 @@ async function startBenchTicker(
       INGEST_OPEN_MODE: 'true',
       INGEST_UNARY_PRODUCER_ID: `bench-unary-${process.pid}`,
     },
-    `http://127.0.0.1:${metrics}/readyz`,
-  );
-  return { proc, target: `127.0.0.1:${grpc}` };
+    httpPort: metrics,
+    grpcPort: grpc,
+    logDir: o.logDir,
+    fromDist: fromDist(o),
+  });
+  await proc.start();
+  o.log(`  ${name}: ready (pid ${proc.pid})`);
+  return { proc, target: proc.spec.grpcAddress! };
 }
 
 async function reusable(e: ReuseEndpoints): Promise<boolean> {
-  const checks = await Promise.all(e.ready.map((u) => httpOk(u, 2000)));
-  return checks.every(Boolean);
+  const checks = await Promise.all(e.ready.map((u) => httpGet(u, 2000)));
+  return checks.every((c) => c.status >= 200 && c.status < 300);
 }
 
 export async function startOrReuseStack(o: StackOptions): Promise<Stack> {
@@ -208,7 +164,7 @@ export async function startOrReuseStack(o: StackOptions): Promise<Stack> {
 async function reuseStack(o: StackOptions, e: ReuseEndpoints): Promise<Stack> {
   o.log(`stack: reusing the running stack (${e.price}, ${e.customers}, ${e.ingest}, ${e.gateway})`);
   const bench = await startBenchTicker(o, e.natsUrl);
-  const processes: StackProcess[] = [{ name: 'bench-ticker', pid: bench.proc.pid }];
+  const processes: StackProcess[] = [{ name: 'bench-ticker', pid: bench.proc.pid! }];
   for (const [name, port] of Object.entries(e.ports)) {
     const pid = await pidOnPort(port);
     if (pid !== undefined && !processes.some((p) => p.pid === pid)) processes.push({ name, pid });
@@ -245,154 +201,45 @@ async function reuseStack(o: StackOptions, e: ReuseEndpoints): Promise<Stack> {
 
 async function privateStack(o: StackOptions): Promise<Stack> {
   o.log('stack: starting a private stack on free ports (NATS, Redis, MariaDB and the services)');
-  // Imported here: the module reaps leftovers of crashed runs when it loads.
-  const servers = await import('../support/servers.js');
-  const started: ManagedProcess[] = [];
-  const stopAll = async () => {
-    for (const p of [...started].reverse()) await p.stop(15_000);
-    await servers.stopAll();
+  const stack = await startStack({
+    // The services' own settings, but for the ticker in open mode (BENCH-* symbols).
+    testSettings: false,
+    env: { ticker: { INGEST_OPEN_MODE: 'true', INGEST_UNARY_PRODUCER_ID: 'bench-unary' } },
+    logDir: o.logDir,
+    fromDist: fromDist(o),
+    log: (line) => o.log(`  ${line}`),
+  });
+  const { nats, redis, mariadb: db } = stack;
+  const processes: StackProcess[] = [
+    ...[...stack.services.values()].map((p) => ({ name: p.name, pid: p.pid })),
+    { name: 'nats-server', pid: nats.pid },
+    { name: 'redis-server', pid: redis.pid },
+    { name: 'mariadb', pid: db!.pid },
+  ].filter((p): p is StackProcess => p.pid !== undefined);
+  const endpoints = {
+    price: stack.svc('price-cache').spec.grpcAddress!,
+    customers: stack.svc('customers').spec.grpcAddress!,
+    ingest: stack.svc('ticker').spec.grpcAddress!,
+    benchIngest: stack.svc('ticker').spec.grpcAddress!,
+    gateway: stack.wsUrl,
+    nats: nats.url,
+    redis: redis.url,
+    mariadb: `${db!.host}:${db!.port}`,
   };
-  try {
-    const [nats, redis, db] = await withTimeout(
-      Promise.all([servers.startNats(), servers.startRedis(), servers.startMariaDb()]),
-      180_000,
-      'starting NATS, Redis and MariaDB',
-    );
-    o.log(`  infrastructure: NATS :${nats.port}, Redis :${redis.port}, MariaDB :${db.port}`);
-    const mysqlEnv = {
-      MYSQL_HOST: db.host,
-      MYSQL_PORT: String(db.port),
-      MYSQL_USER: db.user,
-      MYSQL_PASSWORD: db.password,
-      MYSQL_DATABASE: db.database,
-    };
-    const migrate = serviceCommand(o.root, o.fromSource, 'customers', 'migrate-main', ['latest']);
-    const m = startProcess({
-      name: 'customers-migrate',
-      command: migrate.command,
-      args: migrate.args,
-      cwd: o.root,
-      env: { ...process.env, ...mysqlEnv },
-      logFile: join(o.logDir, 'customers-migrate.log'),
-    });
-    const code = await withTimeout(m.exited, 120_000, 'customers migration');
-    if (code !== 0) throw new Error(`customers migration failed (${code}):\n${m.tail(15)}`);
-
-    const port = async () => String(await freePort());
-    const [
-      tickerGrpc,
-      tickerMetrics,
-      simMetrics,
-      priceGrpc,
-      priceMetrics,
-      custGrpc,
-      custMetrics,
-      gatewayHttp,
-    ] = await Promise.all(Array.from({ length: 8 }, port));
-    const common = {
-      GRPC_HOST: '127.0.0.1',
-      METRICS_HOST: '127.0.0.1',
-      NATS_URL: nats.url,
-      REDIS_URL: redis.url,
-    };
-    const ticker = await startService(
-      o,
-      'ticker',
-      'ticker',
-      'main',
-      {
-        ...common,
-        GRPC_PORT: tickerGrpc!,
-        METRICS_PORT: tickerMetrics!,
-        INGEST_OPEN_MODE: 'true',
-        INGEST_UNARY_PRODUCER_ID: 'bench-unary',
-      },
-      `http://127.0.0.1:${tickerMetrics}/readyz`,
-    );
-    started.push(ticker);
-    const sim = await startService(
-      o,
-      'simulator',
-      'ticker',
-      'simulator-main',
-      { ...common, METRICS_PORT: simMetrics! },
-      `http://127.0.0.1:${simMetrics}/readyz`,
-    );
-    started.push(sim);
-    const price = await startService(
-      o,
-      'price-cache',
-      'price-cache',
-      'main',
-      { ...common, GRPC_PORT: priceGrpc!, METRICS_PORT: priceMetrics! },
-      `http://127.0.0.1:${priceMetrics}/readyz`,
-    );
-    started.push(price);
-    const customers = await startService(
-      o,
-      'customers',
-      'customers',
-      'main',
-      { ...common, ...mysqlEnv, GRPC_PORT: custGrpc!, METRICS_PORT: custMetrics! },
-      `http://127.0.0.1:${custMetrics}/readyz`,
-    );
-    started.push(customers);
-    const gateway = await startService(
-      o,
-      'gateway',
-      'gateway',
-      'main',
-      {
-        HTTP_HOST: '127.0.0.1',
-        HTTP_PORT: gatewayHttp!,
-        METRICS_PORT: '0',
-        PRICE_SERVICE_TARGET: `127.0.0.1:${priceGrpc}`,
-        CUSTOMER_SERVICE_TARGET: `127.0.0.1:${custGrpc}`,
-        AUTH_MODE: 'none',
-      },
-      `http://127.0.0.1:${gatewayHttp}/readyz`,
-    );
-    started.push(gateway);
-    const processes: StackProcess[] = [
-      ...started.map((p) => ({ name: p.name, pid: p.pid })),
-      ...(
-        [
-          ['nats-server', nats.pid],
-          ['redis-server', redis.pid],
-          ['mariadb', db.pid],
-        ] as Array<[string, number | undefined]>
-      )
-        .filter((x): x is [string, number] => x[1] !== undefined)
-        .map(([name, pid]) => ({ name, pid })),
-    ];
-    const endpoints = {
-      price: `127.0.0.1:${priceGrpc}`,
-      customers: `127.0.0.1:${custGrpc}`,
-      ingest: `127.0.0.1:${tickerGrpc}`,
-      benchIngest: `127.0.0.1:${tickerGrpc}`,
-      gateway: `ws://127.0.0.1:${gatewayHttp}/ws`,
-      nats: nats.url,
-      redis: redis.url,
-      mariadb: `${db.host}:${db.port}`,
-    };
-    return {
-      mode: 'private',
-      price: endpoints.price,
-      customers: endpoints.customers,
-      ingest: endpoints.ingest,
-      benchIngest: endpoints.benchIngest,
-      gatewayWs: endpoints.gateway,
-      natsUrl: nats.url,
-      processes,
-      endpoints,
-      notes: [
-        `Private stack with default service settings except INGEST_OPEN_MODE=true on the ticker (BENCH-* symbols); logs in ${o.logDir}.`,
-      ],
-      logDir: o.logDir,
-      stop: stopAll,
-    };
-  } catch (err) {
-    await stopAll();
-    throw err;
-  }
+  return {
+    mode: 'private',
+    price: endpoints.price,
+    customers: endpoints.customers,
+    ingest: endpoints.ingest,
+    benchIngest: endpoints.benchIngest,
+    gatewayWs: endpoints.gateway,
+    natsUrl: nats.url,
+    processes,
+    endpoints,
+    notes: [
+      `Private stack with default service settings except INGEST_OPEN_MODE=true on the ticker (BENCH-* symbols); logs in ${o.logDir}.`,
+    ],
+    logDir: o.logDir,
+    stop: () => stack.stop(),
+  };
 }

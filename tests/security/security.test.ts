@@ -17,6 +17,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
@@ -28,8 +29,15 @@ import {
   IngestServiceClient,
 } from '@tickmesh/kit/proto';
 import { bearerTokenInterceptor, createClient, channelCredentials } from '@tickmesh/kit';
-import { healthClient, healthStatus } from '../support/health-client.js';
-import { ROOT, sleep, startStack, waitFor, type ServiceName, type Stack } from '../support/stack.js';
+import {
+  healthClient,
+  healthStatus,
+  ROOT,
+  startStack,
+  waitUntil,
+  type ServiceName,
+  type Stack,
+} from '@tickmesh/harness';
 
 const execFileP = promisify(execFile);
 const GRPCURL = join(ROOT, '.tools', 'bin', 'grpcurl');
@@ -114,22 +122,20 @@ async function wsSession(token: string | undefined, opts: { wait?: number; url?:
   ws.on('message', (d: Buffer) => messages.push(JSON.parse(d.toString()) as Record<string, unknown>));
   ws.on('close', (code: number) => (close = code));
   ws.on('error', () => undefined);
-  await waitFor(
-    'welcome',
-    () => messages.some((m) => m.type === 'welcome') || close !== undefined,
-    10_000,
-    20,
-  );
+  await waitUntil(() => messages.some((m) => m.type === 'welcome') || close !== undefined, {
+    timeoutMs: 10_000,
+    intervalMs: 20,
+    what: 'welcome',
+  });
   ws.send(JSON.stringify({ op: 'subscribe', id: 'early', symbols: '*' }));
   if (token !== undefined) ws.send(JSON.stringify({ op: 'auth', id: 'auth', token }));
   await sleep(300);
   ws.send(JSON.stringify({ op: 'subscribe', id: 'late', symbols: '*' }));
-  await waitFor(
-    'an answer',
-    () => messages.some((m) => m.id === 'late') || close !== undefined,
-    opts.wait ?? 10_000,
-    20,
-  ).catch(() => undefined);
+  await waitUntil(() => messages.some((m) => m.id === 'late') || close !== undefined, {
+    timeoutMs: opts.wait ?? 10_000,
+    intervalMs: 20,
+    what: 'an answer',
+  }).catch(() => undefined);
   const result = {
     welcome: messages.find((m) => m.type === 'welcome'),
     early: messages.find((m) => m.id === 'early'),
@@ -146,12 +152,12 @@ test('gateway AUTH_MODE=api-key: no key, a wrong key and a revoked key are refus
   const none = await wsSession(undefined, { wait: 8000 });
   assert.equal(none.welcome?.authRequired, true);
   assert.equal(none.early?.code, 'not_authenticated');
-  await waitFor('auth timeout close', () => none.close(), 15_000, 50);
+  await waitUntil(() => none.close(), { timeoutMs: 15_000, intervalMs: 50, what: 'auth timeout close' });
   assert.equal(none.close(), 4002);
   assert.equal(none.gotQuotes, false);
 
   const wrong = await wsSession(`tmk_abcdefghij_${randomBytes(32).toString('base64url')}`);
-  await waitFor('close', () => wrong.close(), 10_000, 20);
+  await waitUntil(() => wrong.close(), { timeoutMs: 10_000, intervalMs: 20, what: 'close' });
   assert.equal(wrong.auth?.code, 'auth_failed');
   assert.equal(wrong.close(), 4001);
   assert.equal(wrong.gotQuotes, false);
@@ -176,7 +182,7 @@ test('gateway AUTH_MODE=api-key: no key, a wrong key and a revoked key are refus
   c.close();
   await sleep(1500);
   const revoked = await wsSession(apiKey);
-  await waitFor('close', () => revoked.close(), 10_000, 20);
+  await waitUntil(() => revoked.close(), { timeoutMs: 10_000, intervalMs: 20, what: 'close' });
   t.diagnostic(`revoked key -> ${String(revoked.auth?.code)}, close ${revoked.close()}`);
   assert.equal(revoked.close(), 4001);
   apiKey = await createApiKey(); // a fresh key for the log checks below
@@ -212,7 +218,7 @@ test('gateway AUTH_MODE=jwt: unsigned, forged, expired and alg=none tokens refus
       ['not a JWT', 'hello'],
     ] as const) {
       const s = await wsSession(token);
-      await waitFor('close', () => s.close(), 10_000, 20);
+      await waitUntil(() => s.close(), { timeoutMs: 10_000, intervalMs: 20, what: 'close' });
       assert.equal(s.close(), 4001, `${name} token: close ${s.close()}`);
       assert.equal(s.gotQuotes, false, `${name} token got quotes`);
     }
@@ -485,7 +491,7 @@ test('mTLS between the gateway and its upstreams (price-cache, customers), from 
 test('no secret ever appears in a log (API key, JWT secrets, passwords), even on error paths', async (t) => {
   // Error paths: wrong credentials everywhere, then a service started with bad URLs.
   const s = await wsSession(`${apiKey}x`);
-  await waitFor('close', () => s.close(), 10_000, 20);
+  await waitUntil(() => s.close(), { timeoutMs: 10_000, intervalMs: 20, what: 'close' });
   const good = await wsSession(apiKey);
   good.ws.close();
   const pc = stack.svc('price-cache');

@@ -11,9 +11,10 @@
 //
 //   node --import tsx tests/soak/soak.ts                    # 10 minutes
 //   SOAK_DURATION=90s SOAK_SAMPLE=5s node --import tsx tests/soak/soak.ts
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CustomerServiceClient, type CreateCustomerResponse, PriceServiceClient } from '@tickmesh/kit/proto';
 import { createClient, loadUniverse } from '@tickmesh/kit';
-import { metricValue, sleep, startStack, waitFor, type ServiceName, type Stack } from '../support/stack.js';
+import { metricValue, startStack, waitUntil, type ServiceName, type Stack } from '@tickmesh/harness';
 import { ProducerLoad } from '../faults/lib/producers.js';
 import { TrackedClient } from '../faults/lib/ws-tracker.js';
 import { judge, parseDuration, type Point, type TrendLimit } from './trend.js';
@@ -88,7 +89,10 @@ async function main(): Promise<number> {
   try {
     for (const c of clients) c.start();
     producer.start();
-    await waitFor('every client subscribed', () => clients.every((c) => c.subscribed), 60_000);
+    await waitUntil(() => clients.every((c) => c.subscribed), {
+      timeoutMs: 60_000,
+      what: 'every client subscribed',
+    });
     const customer = await new Promise<CreateCustomerResponse>((resolve, reject) =>
       customers.createCustomer({ firstName: 'Soak', lastName: 'Test', email: 'soak@example.com' }, (e, r) =>
         e ? reject(e) : resolve(r),
@@ -127,7 +131,7 @@ async function main(): Promise<number> {
       for (const [name, svc] of stack.services) {
         row.rss[name] = (svc.rss() ?? NaN) / 2 ** 20;
         try {
-          const text = await svc.metrics();
+          const text = await stack.metrics(name);
           row.loop[name] = (metricValue(text, 'nodejs_eventloop_lag_p99_seconds') ?? NaN) * 1000;
           row.heap[name] = (metricValue(text, 'nodejs_heap_size_used_bytes') ?? NaN) / 2 ** 20;
         } catch {

@@ -8,10 +8,11 @@ import { existsSync } from 'node:fs';
 import { once } from 'node:events';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { PriceServiceClient, StreamQuotesResponse } from '../src/gen/tickmesh/price/v1/price.js';
 import { createClient } from '../src/grpc/client.js';
-import { healthClient, healthStatus } from '../../../tests/support/health-client.js';
+import { healthClient, healthStatus } from '@tickmesh/harness';
 import { projectPath } from '../src/paths.js';
 
 const run = promisify(execFile);
@@ -124,7 +125,7 @@ test('SIGTERM: health goes NOT_SERVING, open streams end with UNAVAILABLE, the p
   let received = 0;
   stream.on('data', (_m: StreamQuotesResponse) => received++);
   const ended = new Promise<grpc.ServiceError>((resolve) => stream.on('error', resolve));
-  while (received === 0) await new Promise((r) => setTimeout(r, 20));
+  while (received === 0) await sleep(20);
   const started = Date.now();
   target.child.kill('SIGTERM');
   const err = await ended;

@@ -3,11 +3,10 @@
 // stays SERVING throughout. Also checks the HTTP /healthz and /readyz twins.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startRedis, stopAll } from '../../../tests/support/servers.js';
+import { healthClient, healthStatus, startRedis, stopAll, waitForHealth } from '@tickmesh/harness';
 import { commonConfig, grpcServerConfig, parseConfig } from '../src/config.js';
 import { connectRedis, redisCheck } from '../src/deps/redis.js';
 import { createServiceKit, serveGrpc } from '../src/service.js';
-import { healthClient, healthStatus, waitForHealth } from '../../../tests/support/health-client.js';
 
 after(() => stopAll());
 

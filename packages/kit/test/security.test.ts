@@ -13,7 +13,7 @@ import { PriceServiceClient } from '../src/gen/tickmesh/price/v1/price.js';
 import { createClient } from '../src/grpc/client.js';
 import { bearerTokenInterceptor, mintToken } from '../src/grpc/auth.js';
 import { channelCredentials } from '../src/grpc/tls.js';
-import { healthClient, healthStatus } from '../../../tests/support/health-client.js';
+import { healthClient, healthStatus } from '@tickmesh/harness';
 import { projectPath } from '../src/paths.js';
 
 const grpcurl = projectPath('.tools', 'bin', 'grpcurl');

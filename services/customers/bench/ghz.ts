@@ -21,13 +21,7 @@ import {
   type CreateCustomerResponse,
 } from '@tickmesh/kit/proto';
 import { runGhz, type GhzSummary } from '../../../tests/load/lib/ghz.js';
-import {
-  startProcess,
-  stopAllProcesses,
-  tsxCommand,
-  type ManagedProcess,
-} from '../../../tests/load/lib/processes.js';
-import { startMariaDb, stopAll } from '../../../tests/support/servers.js';
+import { startMariaDb, startProcess, stopAll, tsxCommand, type ManagedProcess } from '@tickmesh/harness';
 import { mysqlConfig } from '../src/config.js';
 import { CUSTOMER_SERVICE_NAME } from '../src/customer-service.js';
 import { createDb } from '../src/db.js';
@@ -170,6 +164,5 @@ main()
     process.exitCode = 1;
   })
   .finally(async () => {
-    await stopAllProcesses(5000);
     await stopAll();
   });

@@ -2,6 +2,7 @@
 // MySQL/MariaDB, a generated grpc-js client through the kit's createClient,
 // and promise wrappers that keep the trailers of failed calls.
 import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Metadata, status, type CallOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import knex, { type Knex } from 'knex';
 import { parseConfig, createClient, createServiceKit } from '@tickmesh/kit';
@@ -162,7 +163,7 @@ export async function eventually<T>(fn: () => Promise<T>, timeoutMs = 30_000, in
       return await fn();
     } catch (err) {
       if (Date.now() >= deadline) throw err;
-      await new Promise((r) => setTimeout(r, intervalMs));
+      await sleep(intervalMs);
     }
   }
 }

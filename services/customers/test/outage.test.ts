@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { status, type Client } from '@grpc/grpc-js';
-import { healthClient, healthStatus, waitForHealth } from '../../../tests/support/health-client.js';
-import { startMariaDb, stopAll } from '../../../tests/support/servers.js';
+import { healthClient, healthStatus, startMariaDb, stopAll, waitForHealth } from '@tickmesh/harness';
 import { CUSTOMER_SERVICE_NAME } from '../src/customer-service.js';
 import { migrateLatest } from '../src/migrator.js';
 import {
@@ -69,7 +69,7 @@ async function waitStopped(pid: number, timeoutMs = 10_000): Promise<void> {
     });
     if (states.every((s) => s === 'T' || s === 't')) return;
     if (Date.now() > deadline) throw new Error(`server ${pid} not stopped: thread states ${states.join('')}`);
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
 }
 

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
 import { Fanout, OutFrame, type ClientTransport, type FanoutMetrics } from '../src/fanout.js';
 import { QuoteMirror, type QuoteUpdate } from '../src/quote-mirror.js';
@@ -386,7 +387,7 @@ void test('updates are flushed on their own (no flushNow) at once when idle', as
   fanout.publish([tick('A')]);
   assert.equal(t.frames.length, 0, 'not synchronously');
   await new Promise((r) => setImmediate(r));
-  await new Promise((r) => setTimeout(r, 5));
+  await sleep(5);
   assert.equal(t.frames.length, 1);
   fanout.stop();
 });

@@ -2,6 +2,7 @@
 // gateway in-process on a free port, and `ws` clients.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket } from 'ws';
 import { ScriptedMarket, startScriptedUpstream, type ScriptedUpstream } from './support/scripted-upstream.js';
 import { metricValue, startTestGateway, type TestGateway } from './support/gateway-harness.js';
@@ -397,7 +398,7 @@ void describe('slow clients', () => {
       assert.ok(Date.now() < deadline, 'the stuck client was never closed');
       for (let i = 0; i < 10; i++) market.tickAll();
       rounds++;
-      await new Promise((r) => setTimeout(r, 10));
+      await sleep(10);
     }
     assert.ok(
       (await metricValue(gw.registry, 'tickmesh_gateway_conflated_updates_total')) > 0,
@@ -473,7 +474,7 @@ void describe('read lag', () => {
     const until = Date.now() + 1500;
     while (Date.now() < until) {
       market.tickAll();
-      await new Promise((r) => setTimeout(r, 20));
+      await sleep(20);
     }
     assert.ok(
       (await metricValue(gw.registry, 'tickmesh_gateway_conflated_updates_total')) > 0,
@@ -523,7 +524,7 @@ void describe('read-lag probe budget', () => {
       const started = Date.now();
       while (Date.now() - started < 1600) {
         market.tickAll();
-        await new Promise((r) => setTimeout(r, 20));
+        await sleep(20);
       }
       const elapsed = Date.now() - started;
       // The interval is a least gap, so at most elapsed/800 + 1 probes; the 100 ms floor would give ~16.

@@ -2,6 +2,7 @@
 // and servers ageing connections out (GOAWAY) while quotes flow.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ScriptedMarket, startScriptedUpstream } from './support/scripted-upstream.js';
 import { metricValue, startTestGateway } from './support/gateway-harness.js';
 import { eventually, TestClient, type Msg } from './support/ws-client.js';
@@ -118,7 +119,7 @@ async function throughAgeing(
     let i = 0;
     while (Date.now() < until) {
       market.tick(symbols[i++ % symbols.length]!);
-      await new Promise((r) => setTimeout(r, 15));
+      await sleep(15);
     }
     const last = market.quotes.get('A1')!.seq;
     await c.waitUntil(

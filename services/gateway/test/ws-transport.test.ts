@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket, WebSocketServer } from 'ws';
 import { OutFrame } from '../src/fanout.js';
 import { preframingAvailable, wireBytes, WsTransport } from '../src/ws-transport.js';
@@ -123,7 +124,7 @@ for (const preframe of [true, false]) {
       now += 40;
       assert.equal(t.readLagMs, 40, 'the probe is in flight');
       t.send(OutFrame.text('two')); // one in flight: no second probe
-      while (answered.length === 0) await new Promise((r) => setTimeout(r, 5));
+      while (answered.length === 0) await sleep(5);
       assert.equal(pings.length, 1);
       assert.deepEqual(answered, [40]);
       assert.equal(t.readLagMs, 0, 'answered');
@@ -131,7 +132,7 @@ for (const preframe of [true, false]) {
       t.send(OutFrame.text('three')); // answered, but within the interval: no probe
       now += 500;
       t.send(OutFrame.text('four')); // due again
-      while (answered.length < 2) await new Promise((r) => setTimeout(r, 5));
+      while (answered.length < 2) await sleep(5);
       assert.deepEqual(
         await got,
         ['one', 'two', 'three', 'four'],
@@ -163,8 +164,8 @@ void test('ws-transport: an interval given as a function is read at each send, s
       now += gapMs;
       const before = answered.length;
       t.send(OutFrame.text('x'));
-      await new Promise((r) => setTimeout(r, 30));
-      while (answered.length < pings) await new Promise((r) => setTimeout(r, 5));
+      await sleep(30);
+      while (answered.length < pings) await sleep(5);
       return answered.length > before;
     };
     assert.equal(await probedAfter(0), true, 'the first frame carries a probe');
@@ -193,10 +194,10 @@ void test('ws-transport: probe() pings an idle client once and reports how long 
     now += 3000;
     assert.equal(t.probe(), 3000, 'still unanswered; no second ping');
     assert.equal(t.readLagMs, 3000);
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     assert.equal(pings.count, 1);
     p.client.pong(Buffer.from([0, 0, 0, 9])); // a pong that answers nothing of ours
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     assert.equal(t.readLagMs, 3000, 'unsolicited pongs are ignored');
   } finally {
     await p.close();
@@ -211,8 +212,8 @@ void test('ws-transport: a peer whose pongs do not echo the payload stays alive;
     // Empty pongs: not what RFC 6455 asks, but seen in the wild.
     const pings = manualPongs(p.client, () => p.client.pong());
     const pinged = async (n: number) => {
-      while (pings.count < n) await new Promise((r) => setTimeout(r, 5));
-      await new Promise((r) => setTimeout(r, 20)); // let the pong come back
+      while (pings.count < n) await sleep(5);
+      await sleep(20); // let the pong come back
     };
     t.send(OutFrame.text('m1')); // carries probe 1
     await pinged(1);
@@ -228,7 +229,7 @@ void test('ws-transport: a peer whose pongs do not echo the payload stays alive;
     t.send(OutFrame.text('m2'));
     now += 1000;
     t.send(OutFrame.text('m3'));
-    await new Promise((r) => setTimeout(r, 30));
+    await sleep(30);
     assert.equal(pings.count, 3, 'no probes ride with data any more');
     assert.equal(t.probe(), 0, 'liveness pings go on');
     await pinged(4);

@@ -10,7 +10,7 @@ import {
   stopAll,
   type NatsTestServer,
   type RedisTestServer,
-} from '../../../tests/support/servers.js';
+} from '@tickmesh/harness';
 import { projectRoot } from '@tickmesh/kit';
 
 export { freePort, sleep };

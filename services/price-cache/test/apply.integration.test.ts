@@ -4,18 +4,21 @@
 // stops acks and heals by itself.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { status } from '@grpc/grpc-js';
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import {
+  healthClient,
+  healthStatus,
   startNats,
   startRedis,
+  waitForHealth,
   type NatsTestServer,
   type RedisTestServer,
-} from '../../../tests/support/servers.js';
-import { healthClient, healthStatus, waitForHealth } from '../../../tests/support/health-client.js';
+} from '@tickmesh/harness';
 import { createClient, decodeBatch, partitionOf } from '@tickmesh/kit';
 import { PriceServiceClient } from '@tickmesh/kit/proto';
 import { Applier } from '../src/applier.js';
@@ -322,7 +325,7 @@ describe('Redis is a cache', () => {
         env.js,
         makeTicks({ producer: 'C', firstSeq: 1, n: 40, symbols: SYMBOLS, t0: T0 + 5000 }),
       );
-      await new Promise((r) => setTimeout(r, 2500));
+      await sleep(2500);
       const infos = await Promise.all(
         [0, 1, 2, 3].map((n) => jsm.consumers.info('TICKS', `price-cache-p${n}`)),
       );

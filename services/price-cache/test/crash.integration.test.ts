@@ -4,15 +4,11 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
-import {
-  startNats,
-  startRedis,
-  type NatsTestServer,
-  type RedisTestServer,
-} from '../../../tests/support/servers.js';
+import { startNats, startRedis, type NatsTestServer, type RedisTestServer } from '@tickmesh/harness';
 import { projectRoot } from '@tickmesh/kit';
 import { KEY } from '../src/redis-store.js';
 import {
@@ -85,7 +81,7 @@ describe('kill -9 mid-stream and restart', () => {
       for (let i = 0; i < ticks.length; i += 10) {
         await publishTicks(js, ticks.slice(i, i + 10));
         published = i + 10;
-        await new Promise((r) => setTimeout(r, 5));
+        await sleep(5);
       }
     })();
     // Kill it while it is applying: some ticks applied, some not.
@@ -101,7 +97,7 @@ describe('kill -9 mid-stream and restart', () => {
     first.kill('SIGKILL');
     await exited(first);
     const appliedAtKill = await storedSeq(redis, 'THYAO');
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     const second = startService(env, log);
     children.push(second);
     await publishing;

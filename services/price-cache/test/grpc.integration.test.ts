@@ -11,11 +11,13 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import {
   freePort,
+  healthClient,
   startNats,
   startRedis,
+  waitForHealth,
   type NatsTestServer,
   type RedisTestServer,
-} from '../../../tests/support/servers.js';
+} from '@tickmesh/harness';
 import {
   BarInterval,
   Quote,
@@ -25,7 +27,6 @@ import {
   type StreamQuotesResponse,
 } from '@tickmesh/kit/proto';
 import { createClient, projectRoot } from '@tickmesh/kit';
-import { healthClient, waitForHealth } from '../../../tests/support/health-client.js';
 import { KEY } from '../src/redis-store.js';
 import {
   connectTestNats,

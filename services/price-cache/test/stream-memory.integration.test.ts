@@ -5,15 +5,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ClientReadableStream } from '@grpc/grpc-js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
-import {
-  startNats,
-  startRedis,
-  type NatsTestServer,
-  type RedisTestServer,
-} from '../../../tests/support/servers.js';
+import { startNats, startRedis, type NatsTestServer, type RedisTestServer } from '@tickmesh/harness';
 import { Quote, PriceServiceClient, type StreamQuotesResponse } from '@tickmesh/kit/proto';
 import { createClient } from '@tickmesh/kit';
 import { KEY } from '../src/redis-store.js';
@@ -99,7 +95,7 @@ describe('a client that stops reading', () => {
     while (replica.app.hub.pendingTotal() < symbols.length) {
       assert.ok(round < 300, `stream never stalled (pending ${replica.app.hub.pendingTotal()})`);
       await publishRound(++round);
-      await new Promise((r) => setTimeout(r, 10));
+      await sleep(10);
     }
     const base = heapMb();
     const samples: number[] = [];

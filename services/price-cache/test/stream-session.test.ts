@@ -3,6 +3,7 @@
 // RESET, and the slow-client bounds.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { status } from '@grpc/grpc-js';
 import {
   Quote,
@@ -139,7 +140,7 @@ async function until(cond: () => boolean, what: string, ms = 5000): Promise<void
   const end = Date.now() + ms;
   while (!cond()) {
     if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
+    await sleep(5);
   }
 }
 
@@ -227,9 +228,9 @@ describe('QuoteStreamSession', () => {
     let seq = 0;
     while (Date.now() - started < 1000) {
       offer(s, quote('THYAO', ++seq));
-      await new Promise((r) => setTimeout(r, 5));
+      await sleep(5);
     }
-    await new Promise((r) => setTimeout(r, 250));
+    await sleep(250);
     const updates = sink.frames.filter((f) => f.kind === Kind.KIND_UPDATE).flatMap((f) => f.quotes);
     // ~5 per second allowed; generous bounds for a loaded machine.
     assert.ok(updates.length >= 3 && updates.length <= 8, `got ${updates.length} updates`);

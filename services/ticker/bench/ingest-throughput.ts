@@ -20,13 +20,12 @@ import { jetstream, jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Tick } from '@tickmesh/kit/proto';
 import { loadUniverse, projectPath } from '@tickmesh/kit';
-import { startNats } from '../../../tests/support/servers.js';
+import { healthClient, startNats, waitForHealth } from '@tickmesh/harness';
 import { jetStreamPublishFn } from '../src/jetstream-publish.js';
 import { ProducerClient } from '../src/producer-client.js';
 import { TickGenerator } from '../src/tick-generator.js';
 import { TickPublisher } from '../src/tick-publisher.js';
 import { ensureTicksStream, type TicksStreamSettings } from '../src/ticks-stream.js';
-import { healthClient, waitForHealth } from '../../../tests/support/health-client.js';
 import { readStream } from '../test/support/stream-contents.js';
 
 const { values } = parseArgs({

@@ -2,6 +2,7 @@
 // backpressure and the market session.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Tick } from '@tickmesh/kit/proto';
 import { loadUniverse } from '@tickmesh/kit';
 import { FeedSimulator } from '../src/feed-simulator.js';
@@ -9,7 +10,6 @@ import { SeqAllocator } from '../src/producer-ids.js';
 import { TickGenerator } from '../src/tick-generator.js';
 
 const universe = loadUniverse('bist30');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function fakePublisher(room = Infinity) {
   const got: Tick[] = [];

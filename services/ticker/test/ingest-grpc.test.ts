@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -16,8 +17,14 @@ import {
   type PublishTicksResponse,
 } from '@tickmesh/kit/proto';
 import type { Tick } from '@tickmesh/kit/proto';
-import { healthClient, healthStatus, waitForHealth } from '../../../tests/support/health-client.js';
-import { startNats, stopAll, type NatsTestServer } from '../../../tests/support/servers.js';
+import {
+  healthClient,
+  healthStatus,
+  startNats,
+  stopAll,
+  waitForHealth,
+  type NatsTestServer,
+} from '@tickmesh/harness';
 import { ingestConfigSpec } from '../src/config.js';
 import { startIngestApp, type IngestApp } from '../src/ingest-app.js';
 import { INGEST_SERVICE_NAME } from '../src/ingest-service.js';
@@ -65,7 +72,7 @@ async function eventually(check: () => boolean | Promise<boolean>, what: string,
   for (;;) {
     if (await check()) return;
     assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
 }
 
@@ -307,7 +314,7 @@ describe('IngestService', () => {
           await producer.send({ symbol: i % 2 ? 'THYAO' : 'GARAN', price: i % 2 ? 285.5 : 130, size: 1 }),
         );
         for (const s of sentSeqs) if (s <= producer.ackedThrough) acked.add(s);
-        if (i % 20 === 0) await new Promise((r) => setTimeout(r, 2));
+        if (i % 20 === 0) await sleep(2);
       }
     })();
     await eventually(() => producer.ackedThrough > 0 && acked.size > 200, 'ticks acked before the outage');

@@ -3,11 +3,12 @@
 // reported stored while NATS is stopped and restarted mid-publishing.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Tick } from '@tickmesh/kit/proto';
 import { encodeBatch } from '@tickmesh/kit';
-import { startNats, stopAll, type NatsTestServer } from '../../../tests/support/servers.js';
+import { startNats, stopAll, type NatsTestServer } from '@tickmesh/harness';
 import { jetStreamPublishFn } from '../src/jetstream-publish.js';
 import { TickPublisher, type StoreResult } from '../src/tick-publisher.js';
 import { ensureTicksStream, type TicksStreamSettings } from '../src/ticks-stream.js';
@@ -63,7 +64,7 @@ async function eventually(check: () => Promise<boolean> | boolean, what: string,
   for (;;) {
     if (await check()) return;
     assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
 }
 
@@ -149,19 +150,19 @@ describe('publishing', () => {
         while (!p.trySubmit(t, (err, r?: StoreResult) => !err && r && acked.add(seq)))
           await p.waitForSpace(t.symbol);
         submitted++;
-        if (seq % 50 === 0) await new Promise((r) => setTimeout(r, 5));
+        if (seq % 50 === 0) await sleep(5);
       }
     })();
     await eventually(() => acked.size > 500, 'ticks stored before the outage');
     await nats.stop();
     const ackedAtStop = acked.size;
-    await new Promise((r) => setTimeout(r, 1500));
+    await sleep(1500);
     await eventually(() => p.failing, 'the publisher to notice the outage');
     await nats.start();
     await eventually(() => acked.size > ackedAtStop + 500, 'ticks stored after the restart', 30_000);
     stop = true;
     await producer;
-    await Promise.race([p.idle(), new Promise((r) => setTimeout(r, 20_000))]);
+    await Promise.race([p.idle(), sleep(20_000)]);
     assert.equal(p.queued, 0, 'everything queued got stored');
     await p.close(1000);
 

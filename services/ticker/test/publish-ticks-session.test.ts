@@ -3,6 +3,7 @@
 // would send, and a request stream the test feeds.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { PublishTicksRequest, PublishTicksResponse, Tick } from '@tickmesh/kit/proto';
 import {
   UnavailableError,
@@ -77,7 +78,7 @@ async function eventually(check: () => boolean, what: string, ms = 5000) {
   const deadline = Date.now() + ms;
   while (!check()) {
     assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
+    await sleep(5);
   }
 }
 
@@ -181,12 +182,12 @@ describe('PublishTicksSession', () => {
     feed.end();
     const run = new PublishTicksSession(opts, s).run(feed);
     await eventually(() => pending.length === 1, 'first publish');
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     assert.ok(feed.pulled <= 6, `read ${feed.pulled} messages with 5 allowed in flight`);
     assert.deepEqual(acks(s.out), [], 'nothing stored, nothing acked');
     while (acks(s.out).at(-1) !== 20) {
       pending.shift()?.();
-      await new Promise((r) => setTimeout(r, 5));
+      await sleep(5);
     }
     await run;
     const a = acks(s.out);
@@ -206,7 +207,7 @@ describe('PublishTicksSession', () => {
     const feed = new Feed();
     const run = new PublishTicksSession(opts, sink()).run(feed);
     feed.push({ tick: tick(1), ticks: [] });
-    await new Promise((r) => setTimeout(r, 30));
+    await sleep(30);
     up = false;
     await assert.rejects(
       run,

@@ -4,9 +4,10 @@
 // /readyz follows NATS while /healthz does not.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { parseConfig, isOnTick, loadUniverse } from '@tickmesh/kit';
-import { startNats, stopAll, type NatsTestServer } from '../../../tests/support/servers.js';
+import { startNats, stopAll, type NatsTestServer } from '@tickmesh/harness';
 import { simulatorConfigSpec } from '../src/config.js';
 import { defaultSimProducerId, startSimulatorApp, type SimulatorApp } from '../src/simulator-app.js';
 import { readStream, ticksOf } from './support/stream-contents.js';
@@ -42,7 +43,7 @@ async function eventually(check: () => boolean | Promise<boolean>, what: string,
   for (;;) {
     if (await check()) return;
     assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
 }
 

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Tick } from '@tickmesh/kit/proto';
 import { UnavailableError, loadUniverse, decodeBatch, partitionOf } from '@tickmesh/kit';
 import { TickPublisher, type StoreResult } from '../src/tick-publisher.js';
@@ -159,7 +160,7 @@ describe('TickPublisher', () => {
     await c.until(1);
     c.calls[0]!.reject(new Error('timeout'));
     await settle();
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     assert.equal(c.calls.length, 1, 'asleep in its backoff');
     const woke = Date.now();
     p.retryNow(); // NATS reconnected

@@ -6,6 +6,7 @@
 //   - no client saw a silent gap, and each client's final view equals Redis;
 //   - readiness went NOT_SERVING during the outage and SERVING after, liveness stayed up;
 //   - the recovery time, from the moment the dependency returned.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import {
@@ -15,19 +16,16 @@ import {
 } from '@tickmesh/kit/proto';
 import { createClient, fromUnits, loadUniverse, type Universe } from '@tickmesh/kit';
 import {
-  HealthTimeline,
   metricValue,
-  sleep,
-  stackProbes,
   startStack,
-  waitFor,
-  type ProbeResult,
+  waitUntil,
   type ServiceName,
   type Stack,
   type StackOptions,
-} from '../../support/stack.js';
+} from '@tickmesh/harness';
 import { catchUp, compareWithRedis, readRedisQuotes, TickModel } from './model.js';
 import { ProducerLoad } from './producers.js';
+import { HealthTimeline, stackProbes, type ProbeResult } from './timeline.js';
 import { TrackedClient } from './ws-tracker.js';
 
 export interface HarnessOptions {
@@ -133,7 +131,10 @@ export class FaultHarness {
       this.clients.push(c);
       c.start();
     }
-    await waitFor('every WebSocket client subscribed', () => this.clients.every((c) => c.subscribed), 60_000);
+    await waitUntil(() => this.clients.every((c) => c.subscribed), {
+      timeoutMs: 60_000,
+      what: 'every WebSocket client subscribed',
+    });
     const probes = stackProbes(this.stack);
     this.probeNames = probes.map((p) => p.name);
     this.timeline = new HealthTimeline(probes, 150).start();
@@ -184,8 +185,7 @@ export class FaultHarness {
     let readinessAt = healAt;
     let clientsAt = healAt;
     try {
-      await waitFor(
-        `${spec.name}: recovery`,
+      await waitUntil(
         () => {
           const ready = readinessNames.map((n) => this.timeline.steadySince(n, 'SERVING', healAt));
           if (ready.some((t) => t === undefined)) return false;
@@ -195,8 +195,7 @@ export class FaultHarness {
           clientsAt = Math.max(healAt, ...(live as number[]));
           return true;
         },
-        RECOVERY_TIMEOUT_MS,
-        100,
+        { timeoutMs: RECOVERY_TIMEOUT_MS, intervalMs: 100, what: `${spec.name}: recovery` },
       );
     } catch (err) {
       problems.push((err as Error).message);
@@ -277,7 +276,7 @@ export class FaultHarness {
 
   /** Ticks the simulator had stored so far (its tickmesh_ticks_accepted_total). */
   private async simulatorTicks(): Promise<number> {
-    return metricValue(await this.stack.svc('simulator').metrics(), 'tickmesh_ticks_accepted_total') ?? NaN;
+    return metricValue(await this.stack.metrics('simulator'), 'tickmesh_ticks_accepted_total') ?? NaN;
   }
 
   private clientCounters() {
@@ -309,7 +308,7 @@ export class FaultHarness {
     const problems: string[] = [];
     await Promise.all(this.producers.map((p) => p.pause()));
     const sim = this.stack.svc('simulator');
-    sim.pause();
+    if (sim.isRunning()) await sim.pause();
     try {
       for (const p of this.producers) {
         await p
@@ -374,12 +373,11 @@ export class FaultHarness {
       });
     const problems: string[] = [];
     try {
-      await waitFor(
-        'clients caught up with Redis',
-        () => this.clients.every((c) => behind(c).length === 0),
-        30_000,
-        200,
-      );
+      await waitUntil(() => this.clients.every((c) => behind(c).length === 0), {
+        timeoutMs: 30_000,
+        intervalMs: 200,
+        what: 'clients caught up with Redis',
+      });
     } catch {
       const lagging = this.clients.filter((c) => behind(c).length > 0);
       const c = lagging[0]!;

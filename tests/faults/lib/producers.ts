@@ -2,6 +2,7 @@
 // (services/ticker/src/producer-client.ts: cumulative acks, resend of everything
 // unacknowledged after a break). Each keeps what it sent, so a test can check that every
 // tick the ticker acknowledged as stored is in the stream.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ProducerClient } from '../../../services/ticker/src/producer-client.js';
 import { fromUnits } from '@tickmesh/kit';
 import type { Instrument } from '@tickmesh/kit';
@@ -88,7 +89,7 @@ export class ProducerLoad {
         }
         next += perTick;
         const wait = next - Date.now();
-        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        if (wait > 0) await sleep(wait);
         else next = Date.now();
       }
     })();

@@ -38,7 +38,7 @@ import {
 } from '@tickmesh/kit/proto';
 import type { Quote } from '@tickmesh/kit/proto';
 import { createReflectionService } from '@tickmesh/kit';
-import { isMain } from '../lib/processes.js';
+import { isMain } from '../lib/child.js';
 import { cannedCustomer, cannedQuotes } from './canned.js';
 
 export interface BareGrpcOptions {

@@ -14,7 +14,7 @@
 import { parseArgs } from 'node:util';
 import { WebSocketServer, WebSocket } from 'ws';
 import { loadUniverse } from '@tickmesh/kit';
-import { isMain, printResult } from '../lib/processes.js';
+import { isMain, printResult } from '../lib/child.js';
 
 export interface BareWsOptions {
   host?: string;

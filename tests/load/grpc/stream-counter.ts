@@ -8,6 +8,7 @@
 //
 // Prints progress lines and then `RESULT {...}` (StreamCountResult).
 import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   credentials,
   makeGenericClientConstructor,
@@ -25,7 +26,7 @@ import {
   type Tally,
 } from '../lib/delivery.js';
 import { encodeHistogram, LatencyRecorder, summarize, type LatencySummary } from '../lib/histogram.js';
-import { isMain, printResult, sleep } from '../lib/processes.js';
+import { isMain, printResult } from '../lib/child.js';
 
 export interface StreamCountOptions {
   target: string;

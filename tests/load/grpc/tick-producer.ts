@@ -11,6 +11,7 @@
 //
 // Prints progress lines and `RESULT {...}` (ProducerResult).
 import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { credentials, status, type ClientDuplexStream } from '@grpc/grpc-js';
 import {
   IngestServiceClient,
@@ -19,7 +20,7 @@ import {
 } from '@tickmesh/kit/proto';
 import type { Tick } from '@tickmesh/kit/proto';
 import { encodeHistogram, newLatencyHistogram, summarize, type LatencySummary } from '../lib/histogram.js';
-import { isMain, printResult, sleep } from '../lib/processes.js';
+import { isMain, printResult } from '../lib/child.js';
 
 export interface ProducerOptions {
   target: string;

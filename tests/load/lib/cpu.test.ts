@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CpuSampler, cpuVerdict, parseMachineStat, parseProcStat } from './cpu.js';
 
 void describe('CPU sampling', () => {
@@ -60,7 +61,7 @@ void describe('CPU sampling', () => {
     while (performance.now() < end) {
       /* burn */
     }
-    await new Promise((r) => setTimeout(r, 150));
+    await sleep(150);
     const report = sampler.stop();
     const self = report.processes.find((p) => p.name === 'self');
     assert.ok(self, 'self sampled');

@@ -4,7 +4,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startProcess, withTimeout } from './processes.js';
+import { describeExit, startProcess, withTimeout } from '@tickmesh/harness';
 
 export interface GhzSummary {
   /** Calls made (including failed ones). */
@@ -108,10 +108,10 @@ export async function runGhz(run: GhzRun): Promise<GhzSummary> {
   args.push(run.target);
   const seconds = run.durationS ?? parseDurationS(config.duration ?? '10s');
   const proc = startProcess({ name: `ghz ${run.configPath}`, command: run.ghzPath, args });
-  run.onStart?.(proc.pid);
+  if (proc.pid !== undefined) run.onStart?.(proc.pid);
   try {
-    const code = await withTimeout(proc.exited, (seconds + 60) * 1000, `ghz ${run.configPath}`);
-    if (code !== 0) throw new Error(`ghz exited ${code}: ${proc.tail(5)}`);
+    const exit = await withTimeout(proc.waitExit(), (seconds + 60) * 1000, `ghz ${run.configPath}`);
+    if (exit?.code !== 0) throw new Error(`ghz exited (${describeExit(exit)}): ${proc.logTail(5)}`);
     return parseGhzReport(await readFile(out, 'utf8'));
   } finally {
     await proc.stop(1000);

@@ -3,6 +3,7 @@
 // which runs a scenario under CPU sampling and turns any failure into a
 // "failed" result instead of ending the whole run.
 import { cpus } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient } from '@tickmesh/kit';
 import { CustomerServiceClient, PriceServiceClient } from '@tickmesh/kit/proto';
 import type { Quote } from '@tickmesh/kit/proto';
@@ -94,7 +95,7 @@ export interface BenchContext {
   stack: Stack;
   /** host:port of the bare grpc-js server (trivial handlers). */
   bareGrpc: string;
-  barePid: number;
+  barePid: number | undefined;
   runId: string;
   log: (line: string) => void;
   price: PriceServiceClient;
@@ -252,7 +253,7 @@ export async function settle(
       );
     }
     lastBench = bench;
-    await new Promise((r) => setTimeout(r, 1000));
+    await sleep(1000);
   }
 }
 

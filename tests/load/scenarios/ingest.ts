@@ -6,14 +6,14 @@
 // volume and trades by their sum and count on the same trading day; last =
 // price of the producer's last acked tick), and every client's final state
 // equals the price-cache's (read from Redis by ListQuotes).
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Quote } from '@tickmesh/kit/proto';
 import type { ProducerResult, SymbolTally } from '../grpc/tick-producer.js';
-import { resultOf, sleep } from '../lib/processes.js';
 import type { ScenarioResult } from '../lib/targets.js';
 import { runWsLoad } from '../ws-loadgen/coordinator.js';
 import type { SymbolState } from '../ws-loadgen/client-state.js';
 import { benchSymbols, finite, listQuotes, measure, type BenchContext } from './context.js';
-import { omitProducerDetail, producerArgs, spawnTool } from './streaming.js';
+import { omitProducerDetail, producerArgs, resultOf, spawnTool } from './streaming.js';
 import { cutoffsOf } from './websocket.js';
 
 export interface SymbolCheck {

@@ -4,9 +4,10 @@
 //    the BENCH-S symbols;
 //  - PublishTicks: ticks/s acked to one producer.
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { StreamCountResult } from '../grpc/stream-counter.js';
 import type { ProducerResult } from '../grpc/tick-producer.js';
-import { resultOf, startProcess, tsxCommand, type ManagedProcess } from '../lib/processes.js';
+import { startProcess, tsxCommand, withTimeout, type ManagedProcess } from '@tickmesh/harness';
 import type { ScenarioResult } from '../lib/targets.js';
 import { benchSymbols, finite, measure, perCore, type BenchContext, type Measurement } from './context.js';
 
@@ -29,6 +30,15 @@ export function spawnTool(
   });
   m.watch(name, proc.pid);
   return proc;
+}
+
+/** Waits for a tool's `RESULT <json>` line (lib/child.ts) and for its exit, bounded by `timeoutMs`. */
+export async function resultOf<T>(proc: ManagedProcess, timeoutMs: number): Promise<T> {
+  const m = await proc.waitForLine(/^RESULT (.*)$/, timeoutMs);
+  await withTimeout(proc.waitExit(), 10_000, `${proc.name} exit after its result`).catch(() =>
+    proc.stop(1000),
+  );
+  return JSON.parse(m[1]!) as T;
 }
 
 export function producerArgs(o: {
@@ -114,7 +124,7 @@ export function runStreamQuotes(ctx: BenchContext): Promise<ScenarioResult> {
           batch: 20,
         }),
       );
-      await new Promise((r) => setTimeout(r, headStartMs));
+      await sleep(headStartMs);
       const real = await m.phase('tickmesh', () =>
         countStreams(ctx, m, 'tickmesh', ctx.stack.price, symbols),
       );

@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import type { ServiceError } from '@grpc/grpc-js';
 import { runGhz, type GhzSummary } from '../lib/ghz.js';
-import { waitUntil } from '../lib/processes.js';
+import { waitUntil } from '@tickmesh/harness';
 import type { ScenarioResult } from '../lib/targets.js';
 import { finite, measure, perCore, type BenchContext, type Measurement } from './context.js';
 
@@ -20,13 +20,11 @@ export interface UnaryCase {
 
 async function waitForQuote(ctx: BenchContext, symbol: string): Promise<void> {
   await waitUntil(
-    `a quote for ${symbol}`,
     () =>
       new Promise<boolean>((resolve) =>
         ctx.price.getQuote({ symbol }, (err: ServiceError | null) => resolve(err === null)),
       ),
-    60_000,
-    { intervalMs: 500 },
+    { timeoutMs: 60_000, intervalMs: 500, what: `a quote for ${symbol}` },
   );
 }
 

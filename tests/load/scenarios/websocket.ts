@@ -6,9 +6,10 @@
 //    feed, against a bare `ws` server sending pre-serialized frames of the
 //    same size to the same number of clients.
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Quote } from '@tickmesh/kit/proto';
 import type { SeqCutoff } from '../lib/delivery.js';
-import { sleep, startProcess, tsxCommand } from '../lib/processes.js';
+import { startProcess, tsxCommand } from '@tickmesh/harness';
 import type { ScenarioResult } from '../lib/targets.js';
 import { runWsLoad, type WsLoadOptions, type WsLoadResult } from '../ws-loadgen/coordinator.js';
 import {

@@ -6,6 +6,7 @@
 // client following docs/websocket-protocol.md (connectAttempts in all); the
 // failed handshakes are reported beside the clients that never connected.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket } from 'ws';
 import { LeanWebSocket, type LeanSocketEvents } from './lean-socket.js';
 import { summarizeDelivery, type SeqCutoff, type Tally } from '../lib/delivery.js';
@@ -202,7 +203,7 @@ async function connectAll(cfg: WorkerConfig): Promise<void> {
     todo = await connectPass(cfg, todo);
     if (attempt >= cfg.connectAttempts || todo.length === 0) break;
     // Back off before the next attempt (1 s, 2 s, ... with jitter), as a real client would.
-    await new Promise((r) => setTimeout(r, 1000 * attempt * (0.5 + Math.random())));
+    await sleep(1000 * attempt * (0.5 + Math.random()));
   }
   failed = todo.length;
   send({ type: 'connected', workerId: cfg.workerId, progress: progress() });
@@ -217,7 +218,7 @@ async function connectPass(cfg: WorkerConfig, indexes: number[]): Promise<number
     if (stopping) break;
     const due = start + (k / cfg.connectRate) * 1000;
     const wait = due - performance.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    if (wait > 0) await sleep(wait);
     while (inFlight >= cfg.connectConcurrency) await Promise.race(pending);
     inFlight++;
     const p: Promise<void> = openClient(cfg, i)
@@ -270,7 +271,7 @@ async function stop(msg: Extract<ToWorker, { type: 'stop' }>): Promise<void> {
   stopping = true;
   for (const c of clients) if (!c.closed) c.ws.close(1000, 'bench done');
   const deadline = Date.now() + 3000;
-  while (clients.some((c) => !c.closed) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  while (clients.some((c) => !c.closed) && Date.now() < deadline) await sleep(50);
   for (const c of clients) if (!c.closed) c.ws.terminate();
   send({
     type: 'result',

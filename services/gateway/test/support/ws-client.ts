@@ -1,5 +1,6 @@
 // A WebSocket test client: records every message, waits for one matching a
 // predicate (bounded), and reports how the connection closed.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket, type ClientOptions } from 'ws';
 import { ServerMessage } from '@tickmesh/kit/proto';
 import { clientMessageOf, serverMessageBody } from '../../src/proto-codec.js';
@@ -177,6 +178,6 @@ export async function eventually<T>(
     const v = await check();
     if (v !== undefined) return v;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
+    await sleep(25);
   }
 }
