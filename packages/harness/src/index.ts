@@ -1,7 +1,7 @@
 // @tickmesh/harness: the one test harness of tickmesh.
+export { makeInstanceDir } from './leftovers.js';
 export {
   describeExit,
-  makeInstanceDir,
   ManagedProcess,
   startProcess,
   stopAll,

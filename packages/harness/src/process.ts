@@ -8,21 +8,14 @@
  *   environment (the environment is read at every start, so a test may change it first).
  * - stop() is graceful: SIGTERM, SIGKILL after a deadline. kill() is kill -9. pause() and
  *   resume() freeze and thaw it (SIGSTOP/SIGCONT).
- * - Nothing outlives the test process: on exit (and on SIGINT/SIGTERM/SIGHUP) every child
- *   still running gets SIGKILL. A test process that was itself SIGKILLed leaves a record of
- *   its children in <tmp>/tickmesh-processes-<uid>/; the next test process that starts one
- *   kills them (matched by pid AND start time, so a reused pid is never hit) and removes the
- *   instance directories (makeInstanceDir) the dead process owned.
- *
- * TICKMESH_KEEP_TEST_DATA=1 keeps instance directories (the processes are still killed).
+ * - Nothing outlives the test process, even one that was SIGKILLed (./leftovers.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as fsp from 'node:fs/promises';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { forgetRecord, installExitHooks, reapLeftovers, writeRecord } from './leftovers.js';
+import { allThreadsStopped, procState, readTail } from './procfs.js';
 
 // ------------------------------------------------------------------------------- API
 
@@ -65,6 +58,13 @@ const DEFAULT_READY_TIMEOUT_MS = 90_000;
 const DEFAULT_STOP_TIMEOUT_MS = 15_000;
 const TAIL_LINES = 200;
 
+/** Every process the harness made, for stopAll() and the exit hook. */
+const registry = new Set<ManagedProcess>();
+
+function killAllSync(): void {
+  for (const p of registry) p.killNowSync();
+}
+
 export class ManagedProcess<S extends ProcessSpec = ProcessSpec> {
   /** Every end of a run, oldest first. */
   readonly exits: ProcessExit[] = [];
@@ -82,7 +82,7 @@ export class ManagedProcess<S extends ProcessSpec = ProcessSpec> {
 
   constructor(readonly spec: S) {
     registry.add(this);
-    installExitHooks();
+    installExitHooks(killAllSync);
   }
 
   get name(): string {
@@ -392,218 +392,4 @@ export function describeExit(exit: ProcessExit | undefined): string {
   if (!exit) return 'never ran';
   if (exit.error) return exit.error;
   return `exit code ${exit.code ?? '-'}, signal ${exit.signal ?? '-'}`;
-}
-
-// ------------------------------------------------------------------ instance directories
-
-export const KEEP_TEST_DATA = process.env.TICKMESH_KEEP_TEST_DATA === '1';
-const TMP = os.tmpdir();
-const OWNER_FILE = 'owner.json';
-const INSTANCE_DIR = /^tickmesh-[a-z]+-[A-Za-z0-9]{6}$/;
-
-interface DirOwner {
-  ownerPid: number;
-  ownerStart: number | undefined;
-  keep: boolean;
-}
-
-const ownedDirs = new Set<string>();
-
-/**
- * A new directory <tmp>/tickmesh-<kind>-XXXXXX for one instance (a server's data and log).
- * It is removed when this process exits, unless TICKMESH_KEEP_TEST_DATA=1; a later test
- * process removes it when this one died without its exit hook.
- */
-export async function makeInstanceDir(kind: string): Promise<string> {
-  await reapLeftovers();
-  const dir = await fsp.mkdtemp(path.join(TMP, `tickmesh-${kind}-`));
-  const owner: DirOwner = { ownerPid: process.pid, ownerStart: startTime(process.pid), keep: KEEP_TEST_DATA };
-  await fsp.writeFile(path.join(dir, OWNER_FILE), JSON.stringify(owner));
-  ownedDirs.add(dir);
-  installExitHooks();
-  return dir;
-}
-
-// --------------------------------------------------------------------- process records
-
-const registry = new Set<ManagedProcess>();
-const RECORDS = path.join(TMP, `tickmesh-processes-${process.getuid?.() ?? 'user'}`);
-
-interface ProcessRecord {
-  ownerPid: number;
-  ownerStart: number | undefined;
-  pid: number;
-  start: number | undefined;
-  name: string;
-}
-
-function writeRecord(name: string, pid: number): string | undefined {
-  const rec: ProcessRecord = {
-    ownerPid: process.pid,
-    ownerStart: startTime(process.pid),
-    pid,
-    start: startTime(pid),
-    name,
-  };
-  const file = path.join(RECORDS, `${process.pid}-${pid}.json`);
-  try {
-    fs.mkdirSync(RECORDS, { recursive: true });
-    fs.writeFileSync(file, JSON.stringify(rec));
-    return file;
-  } catch {
-    return undefined; // best effort: only the reaping of a crashed run depends on it
-  }
-}
-
-function forgetRecord(file: string | undefined): void {
-  if (file) fs.rmSync(file, { force: true });
-}
-
-/** Start time of a process in clock ticks since boot (/proc/PID/stat field 22): with the pid, its identity. */
-function startTime(pid: number): number | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[19]);
-  } catch {
-    return undefined;
-  }
-}
-
-/** The process with this pid is the one that started at `start` and has not exited (a zombie has). */
-function sameProcessRunning(pid: number, start: number | undefined): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[0] !== 'Z' && (start === undefined || Number(fields[19]) === start);
-  } catch {
-    return false;
-  }
-}
-
-let reaping: Promise<void> | undefined;
-
-/**
- * Once per test process: kill the children of test processes that died without their exit
- * hook (SIGKILL, OOM) and remove their instance directories. Live owners are untouched.
- */
-function reapLeftovers(): Promise<void> {
-  reaping ??= (async () => {
-    await reapProcesses();
-    await reapDirs();
-  })().catch(() => undefined);
-  return reaping;
-}
-
-async function reapProcesses(): Promise<void> {
-  const files = await fsp.readdir(RECORDS).catch(() => [] as string[]);
-  for (const file of files) {
-    const full = path.join(RECORDS, file);
-    try {
-      const rec = JSON.parse(await fsp.readFile(full, 'utf8')) as ProcessRecord;
-      if (sameProcessRunning(rec.ownerPid, rec.ownerStart)) continue;
-      if (sameProcessRunning(rec.pid, rec.start)) {
-        process.kill(rec.pid, 'SIGKILL');
-        for (let i = 0; i < 100 && sameProcessRunning(rec.pid, rec.start); i++) await sleep(20);
-      }
-      await fsp.rm(full, { force: true });
-    } catch {
-      // best effort
-    }
-  }
-}
-
-async function reapDirs(): Promise<void> {
-  const entries = await fsp.readdir(TMP).catch(() => [] as string[]);
-  for (const name of entries) {
-    if (!INSTANCE_DIR.test(name)) continue;
-    const dir = path.join(TMP, name);
-    try {
-      const owner = JSON.parse(await fsp.readFile(path.join(dir, OWNER_FILE), 'utf8')) as DirOwner;
-      if (owner.keep || sameProcessRunning(owner.ownerPid, owner.ownerStart)) continue;
-      await fsp.rm(dir, { recursive: true, force: true, maxRetries: 3 });
-    } catch {
-      // not ours, or already gone
-    }
-  }
-}
-
-// ------------------------------------------------------------------------- exit hooks
-
-let hooksInstalled = false;
-
-function killEverythingSync(): void {
-  for (const p of registry) p.killNowSync();
-  if (KEEP_TEST_DATA) return;
-  for (const dir of ownedDirs) {
-    try {
-      fs.rmSync(dir, { recursive: true, force: true, maxRetries: 3, retryDelay: 20 });
-    } catch {
-      // best effort
-    }
-  }
-}
-
-function installExitHooks(): void {
-  if (hooksInstalled) return;
-  hooksInstalled = true;
-  process.on('exit', killEverythingSync);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    const onSignal = () => {
-      killEverythingSync();
-      process.removeListener(sig, onSignal);
-      // Re-raise with the default action unless someone else handles the signal.
-      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
-    };
-    process.on(sig, onSignal);
-  }
-}
-
-// ----------------------------------------------------------------------------- /proc
-
-/** The kernel's view of a process (state, threads, CPU ticks), to tell a busy or stuck one from a waiting one. */
-function procState(pid: number | undefined): string {
-  if (pid === undefined) return 'no pid';
-  try {
-    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-    const pick = (key: string) => status.match(new RegExp(`^${key}:\\s*(.*)$`, 'm'))?.[1] ?? '?';
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-    return `state ${pick('State')}, threads ${pick('Threads')}, utime+stime ${Number(stat[11]) + Number(stat[12])} ticks`;
-  } catch {
-    return 'not in /proc';
-  }
-}
-
-/** True when every thread of `pid` is in the stopped state (T) per /proc. */
-function allThreadsStopped(pid: number): boolean {
-  try {
-    return fs.readdirSync(`/proc/${pid}/task`).every((tid) => {
-      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'T';
-    });
-  } catch {
-    return false;
-  }
-}
-
-function readTail(file: string, lines: number): string {
-  try {
-    const fd = fs.openSync(file, 'r');
-    try {
-      const size = fs.fstatSync(fd).size;
-      const len = Math.min(size, 64 * 1024);
-      const buf = Buffer.alloc(len);
-      fs.readSync(fd, buf, 0, len, size - len);
-      return buf
-        .toString('utf8')
-        .split('\n')
-        .slice(-lines - 1)
-        .join('\n')
-        .trimEnd();
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    return '(no log)';
-  }
 }

@@ -4,7 +4,8 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { freePort, LOOPBACK } from '../ports.js';
-import { ManagedProcess, makeInstanceDir, type ProcessExit } from '../process.js';
+import { makeInstanceDir } from '../leftovers.js';
+import { ManagedProcess, type ProcessExit } from '../process.js';
 
 export interface TestServer {
   readonly port: number;
