@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SignJWT } from 'jose';
 import { CustomerServiceClient, CustomerServiceService } from '@tickmesh/kit/proto';
+import { waitUntil } from '@tickmesh/harness';
 import {
   commonConfig,
   grpcServerConfig,
@@ -20,7 +21,7 @@ import { ApiKeyAuthenticator, JwtAuthenticator, verifyWithCustomerService } from
 import { grpcHealthCheck } from '../src/grpc-health-client.js';
 import { ScriptedMarket, startScriptedUpstream, type ScriptedUpstream } from './support/scripted-upstream.js';
 import { startTestGateway, type TestGateway } from './support/gateway-harness.js';
-import { eventually, TestClient } from './support/ws-client.js';
+import { TestClient } from './support/ws-client.js';
 
 const JWT_SECRET = 'test-secret-test-secret-test-secret-0123456789';
 
@@ -92,7 +93,7 @@ void describe('api-key mode', () => {
     gw = await startTestGateway(up.port, { AUTH_MODE: 'api-key' }, authenticator, [
       grpcHealthCheck('customers', client, 'tickmesh.customer.v1.CustomerService', 500),
     ]);
-    await eventually(() => (gw.health.readiness().ok ? true : undefined), 15_000, 'ready');
+    await waitUntil(() => gw.health.readiness().ok, { timeoutMs: 15_000, intervalMs: 25, what: 'ready' });
   });
   after(async () => {
     await gw?.close();
@@ -137,12 +138,20 @@ void describe('api-key mode', () => {
       const e = await c.answer(c.op({ op: 'auth', token: 'tm_other_key' }), 15_000);
       assert.equal(e.code, 'auth_unavailable');
       assert.equal((await c.closed).code, 1013);
-      await eventually(() => (gw.health.readiness().ok ? undefined : true), 10_000, 'not ready');
+      await waitUntil(() => !gw.health.readiness().ok, {
+        timeoutMs: 10_000,
+        intervalMs: 25,
+        what: 'not ready',
+      });
       assert.equal((await fetch(`${gw.http}/readyz`)).status, 503);
     } finally {
       customers = await startCustomers(port);
     }
-    await eventually(() => (gw.health.readiness().ok ? true : undefined), 15_000, 'ready again');
+    await waitUntil(() => gw.health.readiness().ok, {
+      timeoutMs: 15_000,
+      intervalMs: 25,
+      what: 'ready again',
+    });
   });
 
   void test('no auth op within the timeout: close 4002', async () => {

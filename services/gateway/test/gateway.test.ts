@@ -6,13 +6,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket } from 'ws';
 import { ScriptedMarket, startScriptedUpstream, type ScriptedUpstream } from './support/scripted-upstream.js';
 import { metricValue, startTestGateway, type TestGateway } from './support/gateway-harness.js';
-import { eventually, PROTO, TestClient, type Msg } from './support/ws-client.js';
+import { PROTO, TestClient, type Msg } from './support/ws-client.js';
 import { ClientMessage } from '@tickmesh/kit/proto';
+import { waitUntil } from '@tickmesh/harness';
 
 const SYMBOLS = ['AKBNK', 'GARAN', 'THYAO', 'ASELS'];
 
 async function ready(gw: TestGateway): Promise<void> {
-  await eventually(() => (gw.feed.isLive ? true : undefined), 15_000, 'upstream live');
+  await waitUntil(() => gw.feed.isLive, { timeoutMs: 15_000, intervalMs: 25, what: 'upstream live' });
 }
 
 async function welcomed(
@@ -277,11 +278,11 @@ void describe('gateway protocol', () => {
   void test('too many connections from one IP: close 4009', async () => {
     const open: TestClient[] = [];
     try {
-      await eventually(
-        () => (gw.ws.connectionCount === 0 ? true : undefined),
-        10_000,
-        'earlier clients gone',
-      );
+      await waitUntil(() => gw.ws.connectionCount === 0, {
+        timeoutMs: 10_000,
+        intervalMs: 25,
+        what: 'earlier clients gone',
+      });
       for (let i = 0; i < 20; i++) open.push(await TestClient.connect(gw.url));
       const extra = await TestClient.connect(gw.url);
       const closed = await extra.closed;
@@ -291,7 +292,11 @@ void describe('gateway protocol', () => {
       for (const c of open) c.close();
     }
     // Released: a new one is welcome again.
-    await eventually(() => (gw.ws.connectionCount === 0 ? true : undefined), 10_000, 'connections released');
+    await waitUntil(() => gw.ws.connectionCount === 0, {
+      timeoutMs: 10_000,
+      intervalMs: 25,
+      what: 'connections released',
+    });
     (await welcomed(gw.url)).close();
   });
 
@@ -533,10 +538,14 @@ void describe('read-lag probe budget', () => {
       clients[1]!.close();
       clients[2]!.close();
       const intervalIs = (seconds: number) => async () =>
-        (await metricValue(gw.registry, interval)) === seconds ? true : undefined;
-      await eventually(intervalIs(0.4), 5000, 'two clients left: 400 ms');
+        (await metricValue(gw.registry, interval)) === seconds;
+      await waitUntil(intervalIs(0.4), { timeoutMs: 5000, intervalMs: 25, what: 'two clients left: 400 ms' });
       for (const c of [clients[0]!, clients[3]!]) c.close();
-      await eventually(intervalIs(0.1), 5000, 'all gone: the floor again');
+      await waitUntil(intervalIs(0.1), {
+        timeoutMs: 5000,
+        intervalMs: 25,
+        what: 'all gone: the floor again',
+      });
     } finally {
       await gw.close();
       await up.stop();

@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { StreamQuotesResponse_Kind as Kind, type StreamQuotesResponse } from '@tickmesh/kit/proto';
 import type { Quote } from '@tickmesh/kit/proto';
 import { createLogger } from '@tickmesh/kit';
+import { waitUntil } from '@tickmesh/harness';
 import { QuoteMirror, type QuoteUpdate } from '../src/quote-mirror.js';
 import { UpstreamFeed, type UpstreamFeedOptions, type UpstreamSource } from '../src/upstream-feed.js';
 import { quote } from './support/quotes.js';
-import { eventually } from './support/ws-client.js';
 
 class FakeStream {
   cancelled = false;
@@ -109,9 +109,13 @@ void test('a break tells clients at once, reconnects with backoff and re-snapsho
   source.last.end('UNAVAILABLE: connection reset');
   assert.equal(feed.isLive, false);
   assert.deepEqual(events, ['resync:upstream', 'down']);
-  await eventually(() => (source.streams.length === 2 ? true : undefined), 2000, 'reconnect');
+  await waitUntil(() => source.streams.length === 2, { timeoutMs: 2000, intervalMs: 25, what: 'reconnect' });
   source.last.end('UNAVAILABLE: refused'); // still down: no second notice, another attempt
-  await eventually(() => (source.streams.length === 3 ? true : undefined), 2000, 'second reconnect');
+  await waitUntil(() => source.streams.length === 3, {
+    timeoutMs: 2000,
+    intervalMs: 25,
+    what: 'second reconnect',
+  });
   source.last.snapshot([quote('A', 7)]);
   assert.deepEqual(events, ['resync:upstream', 'down', 'resync:upstream']);
   assert.equal(feed.isLive, true);
@@ -183,12 +187,12 @@ void test('a replacement that never delivers: clients are told, and the feed rec
   old.snapshot([quote('A', 1)]);
   feed.rotate('interval');
   old.end('UNAVAILABLE');
-  await eventually(() => (events.includes('down') ? true : undefined), 2000, 'down notice');
-  await eventually(
-    () => (source.streams.length >= 3 ? true : undefined),
-    3000,
-    'reconnect after the connect timeout',
-  );
+  await waitUntil(() => events.includes('down'), { timeoutMs: 2000, intervalMs: 25, what: 'down notice' });
+  await waitUntil(() => source.streams.length >= 3, {
+    timeoutMs: 3000,
+    intervalMs: 25,
+    what: 'reconnect after the connect timeout',
+  });
   source.last.snapshot([quote('A', 2)]);
   assert.deepEqual(events, ['resync:upstream', 'down', 'resync:upstream']);
   feed.stop();
@@ -198,7 +202,11 @@ void test('a silent stream (no heartbeat for 3 intervals) is treated as broken',
   const { source, feed, events } = setup({ defaultHeartbeatMs: 100 });
   feed.start();
   source.last.send(Kind.KIND_SNAPSHOT, [quote('A', 1)], 1, 60); // advertises 60 ms heartbeats
-  await eventually(() => (events.includes('down') ? true : undefined), 3000, 'silence detected');
+  await waitUntil(() => events.includes('down'), {
+    timeoutMs: 3000,
+    intervalMs: 25,
+    what: 'silence detected',
+  });
   assert.equal(source.streams[0]!.cancelled, true);
   feed.stop();
 });
@@ -207,7 +215,7 @@ void test('periodic rotation replaces the stream without telling clients', async
   const { source, feed, events } = setup({ rotateIntervalMs: 50 });
   feed.start();
   source.last.snapshot([quote('A', 1)]);
-  await eventually(() => (source.streams.length === 2 ? true : undefined), 2000, 'rotation');
+  await waitUntil(() => source.streams.length === 2, { timeoutMs: 2000, intervalMs: 25, what: 'rotation' });
   source.last.snapshot([quote('A', 1)]); // nothing newer: switch at once
   assert.equal(source.streams[0]!.cancelled, true);
   assert.deepEqual(events, ['resync:upstream']);
@@ -228,7 +236,7 @@ void test('a snapshot split over several messages is assembled before clients ar
   s.send(Kind.KIND_RESET, [], 2);
   s.send(Kind.KIND_SNAPSHOT, [quote('A', 1, { epoch: 2 })], 2);
   s.send(Kind.KIND_SNAPSHOT, [quote('B', 1, { epoch: 2 })], 2);
-  await eventually(() => (events.length === 3 ? true : undefined), 2000, 'settled snapshot');
+  await waitUntil(() => events.length === 3, { timeoutMs: 2000, intervalMs: 25, what: 'settled snapshot' });
   assert.equal(events[2], 'resync:epoch');
   assert.deepEqual([mirror.epoch, mirror.size], [2, 2]);
   feed.stop();

@@ -3,9 +3,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { waitUntil } from '@tickmesh/harness';
 import { ScriptedMarket, startScriptedUpstream } from './support/scripted-upstream.js';
 import { metricValue, startTestGateway } from './support/gateway-harness.js';
-import { eventually, TestClient, type Msg } from './support/ws-client.js';
+import { TestClient, type Msg } from './support/ws-client.js';
 
 interface Q {
   symbol: string;
@@ -22,7 +23,7 @@ void test('an upstream restart: clients are told at once, stay connected, get a 
   const up = await startScriptedUpstream(market);
   const gw = await startTestGateway(up.port);
   try {
-    await eventually(() => (gw.feed.isLive ? true : undefined), 15_000, 'upstream live');
+    await waitUntil(() => gw.feed.isLive, { timeoutMs: 15_000, intervalMs: 25, what: 'upstream live' });
     const c = await TestClient.connect(gw.url);
     await c.answer(c.op({ op: 'subscribe', symbols: ['THYAO'] }));
     await c.next((m) => m.type === 'snapshot');
@@ -32,11 +33,11 @@ void test('an upstream restart: clients are told at once, stay connected, get a 
     await up.stop();
     const notice = await c.next((m) => m.type === 'notice', 15_000);
     assert.equal(notice.code, 'upstream_down');
-    await eventually(
-      async () => ((await fetch(`${gw.http}/readyz`)).status === 503 ? true : undefined),
-      10_000,
-      'not ready',
-    );
+    await waitUntil(async () => (await fetch(`${gw.http}/readyz`)).status === 503, {
+      timeoutMs: 10_000,
+      intervalMs: 25,
+      what: 'not ready',
+    });
     assert.equal((await fetch(`${gw.http}/healthz`)).status, 200, 'liveness is unaffected');
 
     // Meanwhile the market moved on; the restarted server has the new state.
@@ -54,11 +55,11 @@ void test('an upstream restart: clients are told at once, stay connected, get a 
     const q = await c.next((m) => m.type === 'quotes');
     assert.equal((q.quotes as Q[])[0]!.seq, t.seq);
     assert.equal(c.ws.readyState, c.ws.OPEN, 'the client never lost its connection');
-    await eventually(
-      async () => ((await fetch(`${gw.http}/readyz`)).status === 200 ? true : undefined),
-      10_000,
-      'ready again',
-    );
+    await waitUntil(async () => (await fetch(`${gw.http}/readyz`)).status === 200, {
+      timeoutMs: 10_000,
+      intervalMs: 25,
+      what: 'ready again',
+    });
     c.close();
   } finally {
     await gw.close();
@@ -71,7 +72,7 @@ void test('an epoch reset re-snapshots every client with the new epoch', async (
   const up = await startScriptedUpstream(market);
   const gw = await startTestGateway(up.port);
   try {
-    await eventually(() => (gw.feed.isLive ? true : undefined), 15_000, 'upstream live');
+    await waitUntil(() => gw.feed.isLive, { timeoutMs: 15_000, intervalMs: 25, what: 'upstream live' });
     const c = await TestClient.connect(gw.url);
     await c.answer(c.op({ op: 'subscribe', symbols: '*' }));
     await c.next((m) => m.type === 'snapshot');
@@ -111,7 +112,7 @@ async function throughAgeing(
   const up = await startScriptedUpstream(market, { maxConnectionAgeMs: 1500, maxConnectionAgeGraceMs: 1000 });
   const gw = await startTestGateway(up.port, gatewayEnv);
   try {
-    await eventually(() => (gw.feed.isLive ? true : undefined), 15_000, 'upstream live');
+    await waitUntil(() => gw.feed.isLive, { timeoutMs: 15_000, intervalMs: 25, what: 'upstream live' });
     const c = await TestClient.connect(gw.url);
     await c.answer(c.op({ op: 'subscribe', symbols: '*' }));
     await c.next((m) => m.type === 'snapshot');

@@ -2,11 +2,11 @@
 // client against a real gateway that goes away and comes back.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { waitUntil } from '@tickmesh/harness';
 import { WatchClient, type ConnectionState, type WireQuote } from '../src/watch-client.js';
 import { applyWatchQuote, renderScreen, type WatchRow } from '../src/watch-table.js';
 import { ScriptedMarket, startScriptedUpstream } from './support/scripted-upstream.js';
 import { startTestGateway } from './support/gateway-harness.js';
-import { eventually } from './support/ws-client.js';
 
 const wq = (symbol: string, seq: number, last: number, extra: Partial<WireQuote> = {}): WireQuote => ({
   symbol,
@@ -78,15 +78,23 @@ void test('the watcher client reconnects by itself when the gateway restarts', a
     onError: () => undefined,
   });
   try {
-    await eventually(() => (gw.feed.isLive ? true : undefined), 15_000, 'upstream live');
+    await waitUntil(() => gw.feed.isLive, { timeoutMs: 15_000, intervalMs: 25, what: 'upstream live' });
     client.start();
-    await eventually(() => (seqs.length > 0 ? true : undefined), 10_000, 'snapshot');
+    await waitUntil(() => seqs.length > 0, { timeoutMs: 10_000, intervalMs: 25, what: 'snapshot' });
     await gw.close();
-    await eventually(() => (states.includes('waiting') ? true : undefined), 10_000, 'noticed the loss');
+    await waitUntil(() => states.includes('waiting'), {
+      timeoutMs: 10_000,
+      intervalMs: 25,
+      what: 'noticed the loss',
+    });
     gw = await startTestGateway(up.port, { HTTP_PORT: String(port) });
-    await eventually(() => (gw.feed.isLive ? true : undefined), 15_000, 'upstream live again');
+    await waitUntil(() => gw.feed.isLive, { timeoutMs: 15_000, intervalMs: 25, what: 'upstream live again' });
     const t = market.tick('GARAN');
-    await eventually(() => (seqs.includes(t.seq) ? true : undefined), 20_000, 'updates after the reconnect');
+    await waitUntil(() => seqs.includes(t.seq), {
+      timeoutMs: 20_000,
+      intervalMs: 25,
+      what: 'updates after the reconnect',
+    });
     assert.equal(states[states.length - 1], 'live');
   } finally {
     client.stop();

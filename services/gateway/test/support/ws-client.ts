@@ -1,6 +1,5 @@
 // A WebSocket test client: records every message, waits for one matching a
 // predicate (bounded), and reports how the connection closed.
-import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket, type ClientOptions } from 'ws';
 import { ServerMessage } from '@tickmesh/kit/proto';
 import { clientMessageOf, serverMessageBody } from '../../src/proto-codec.js';
@@ -164,20 +163,5 @@ export class TestClient {
 
   close(): void {
     this.ws.terminate();
-  }
-}
-
-/** Polls `check` until it returns a value, bounded (for conditions outside a socket). */
-export async function eventually<T>(
-  check: () => T | undefined | Promise<T | undefined>,
-  timeoutMs = 15_000,
-  what = 'condition',
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(25);
   }
 }
