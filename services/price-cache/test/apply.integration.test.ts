@@ -16,6 +16,7 @@ import {
   startNats,
   startRedis,
   waitForHealth,
+  waitUntil,
   type NatsTestServer,
   type RedisTestServer,
 } from '@tickmesh/harness';
@@ -42,7 +43,6 @@ import {
   redisState,
   startReplica,
   testEnv,
-  waitFor,
   waitForExactState,
   whenReady,
   type Replica,
@@ -181,11 +181,11 @@ describe('one replica: a known sequence with resends and redeliveries', () => {
       (await metricValue(replica, 'ticksSkipped', { reason: 'duplicate' })) > 0,
       'resends were dropped',
     );
-    await waitFor(
-      async () => (await metricValue(replica, 'ticksSkipped', { reason: 'redelivered' })) > 0,
-      'a redelivery skipped',
-      20_000,
-    );
+    await waitUntil(async () => (await metricValue(replica, 'ticksSkipped', { reason: 'redelivered' })) > 0, {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+      what: 'a redelivery skipped',
+    });
   });
 
   it('a redelivered message whose write already happened changes nothing (applier level)', async () => {
@@ -269,7 +269,11 @@ describe('Redis is a cache', () => {
       const e2 = await kv.get('p.0');
       return e2 ? Number(e2.string()) : 0;
     };
-    await waitFor(async () => (await kvMarks()) > 0, 'a partition checkpoint', 20_000);
+    await waitUntil(async () => (await kvMarks()) > 0, {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+      what: 'a partition checkpoint',
+    });
     // No more checkpoints from here: the tail below exists only in the stream.
     await replica.app.checkpointWriter()!.stop(false);
     for (let i = 10; i < 14; i++)
@@ -293,7 +297,11 @@ describe('Redis is a cache', () => {
     assert.ok(report.replayedMessages > 0, 'the tail was replayed from the stream');
     assert.ok(ms < 30_000);
     // Quotes served after the rebuild carry the new epoch.
-    await waitFor(() => replica.app.notReadyReason() === undefined, 'ready again');
+    await waitUntil(() => replica.app.notReadyReason() === undefined, {
+      timeoutMs: 30_000,
+      intervalMs: 50,
+      what: 'ready again',
+    });
     assert.equal(replica.app.mirror.get('THYAO')!.quote.epoch, Number(epochAfter));
   });
 
@@ -388,7 +396,11 @@ describe('incremental checkpoints', () => {
     const kv = await new Kvm(env.js).open('tickmesh_checkpoints');
     const round = async () => {
       // The periodic loop may hold the lease for a moment.
-      await waitFor(async () => (await writer.round()).skipped === undefined, 'a checkpoint round', 10_000);
+      await waitUntil(async () => (await writer.round()).skipped === undefined, {
+        timeoutMs: 10_000,
+        intervalMs: 50,
+        what: 'a checkpoint round',
+      });
     };
     const keys = (filter: string) => kvKeys(kv, filter);
     // One tick per second of event time: each symbol ticks every 5 s, so 1-second
@@ -572,7 +584,7 @@ describe('NATS outage', () => {
       await env.nats.start();
       await waitForHealth(health, 'tickmesh.price.v1.PriceService', 'SERVING', 60_000);
       // The test's own connection reconnects too; publish after the outage.
-      await waitFor(
+      await waitUntil(
         async () =>
           (
             await publishTicks(
@@ -580,9 +592,7 @@ describe('NATS outage', () => {
               makeTicks({ producer: 'B', firstSeq: 1, n: 100, symbols: SYMBOLS, t0: T0 + 20_000 }),
             )
           ).length > 0,
-        'publish after the outage',
-        30_000,
-        500,
+        { timeoutMs: 30_000, intervalMs: 500, what: 'publish after the outage' },
       );
       await waitForExactState(env.nc, env.redis, 'after the outage', 60_000);
     } finally {

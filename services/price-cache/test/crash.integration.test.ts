@@ -8,7 +8,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
-import { startNats, startRedis, type NatsTestServer, type RedisTestServer } from '@tickmesh/harness';
+import {
+  startNats,
+  startRedis,
+  waitUntil,
+  type NatsTestServer,
+  type RedisTestServer,
+} from '@tickmesh/harness';
 import { projectRoot } from '@tickmesh/kit';
 import { KEY } from '../src/redis-store.js';
 import {
@@ -18,7 +24,6 @@ import {
   publishTicks,
   storedSeq,
   testEnv,
-  waitFor,
   waitForExactState,
 } from './support.js';
 
@@ -73,7 +78,11 @@ describe('kill -9 mid-stream and restart', () => {
     const js = jetstream(nc);
     const first = startService(env, log);
     children.push(first);
-    await waitFor(async () => (await redis.get(KEY.epoch)) !== null, 'the service to set an epoch', 60_000);
+    await waitUntil(async () => (await redis.get(KEY.epoch)) !== null, {
+      timeoutMs: 60_000,
+      intervalMs: 50,
+      what: 'the service to set an epoch',
+    });
 
     const ticks = makeTicks({ producer: 'A', firstSeq: 1, n: 1500, symbols: SYMBOLS, t0: T0 });
     let published = 0;
@@ -85,14 +94,12 @@ describe('kill -9 mid-stream and restart', () => {
       }
     })();
     // Kill it while it is applying: some ticks applied, some not.
-    await waitFor(
+    await waitUntil(
       async () => {
         const seq = await storedSeq(redis, 'THYAO');
         return seq > 20 && published < ticks.length * 0.6;
       },
-      'the service to be mid-stream',
-      60_000,
-      10,
+      { timeoutMs: 60_000, intervalMs: 10, what: 'the service to be mid-stream' },
     );
     first.kill('SIGKILL');
     await exited(first);

@@ -15,6 +15,7 @@ import {
   startNats,
   startRedis,
   waitForHealth,
+  waitUntil,
   type NatsTestServer,
   type RedisTestServer,
 } from '@tickmesh/harness';
@@ -35,7 +36,6 @@ import {
   publishTicks,
   storedSeq,
   testEnv,
-  waitFor,
   waitForExactState,
 } from './support.js';
 
@@ -131,9 +131,9 @@ describe('PriceService over gRPC', () => {
     );
     await waitForExactState(nc, redis, 'initial ticks applied');
     // The mirror follows quotes.> shortly after Redis.
-    await waitFor(
+    await waitUntil(
       async () => (await unary(client.getQuote.bind(client), { symbol: 'THYAO' })).quote!.seq === 50,
-      'mirror current',
+      { timeoutMs: 30_000, intervalMs: 50, what: 'mirror current' },
     );
   });
 
@@ -253,7 +253,7 @@ describe('PriceService over gRPC', () => {
   it('StreamQuotes sends the snapshot, then updates with strictly increasing seq per symbol', async () => {
     const call = client.streamQuotes({ symbols: ['THYAO', 'GARAN'], all: false, maxUpdatesPerSecond: 0 });
     const { messages } = collect(call);
-    await waitFor(() => messages.length > 0, 'snapshot');
+    await waitUntil(() => messages.length > 0, { timeoutMs: 30_000, intervalMs: 50, what: 'snapshot' });
     const epoch = Number(await redis.get(KEY.epoch));
     const snap = messages[0]!;
     assert.equal(snap.kind, Kind.KIND_SNAPSHOT);
@@ -263,14 +263,13 @@ describe('PriceService over gRPC', () => {
       makeTicks({ producer: 'B', firstSeq: 1, n: 400, symbols: SYMBOLS, t0: T0 + 60_000 }),
     );
     const finalSeq = 150;
-    await waitFor(
+    await waitUntil(
       () => {
         const last = new Map<string, number>();
         for (const m of messages) for (const q of m.quotes) last.set(q.symbol, q.seq);
         return last.get('THYAO') === finalSeq && last.get('GARAN') === finalSeq;
       },
-      'updates up to the last tick',
-      30_000,
+      { timeoutMs: 30_000, intervalMs: 50, what: 'updates up to the last tick' },
     );
     call.cancel();
     const seen = new Map<string, number>();
@@ -298,7 +297,11 @@ describe('PriceService over gRPC', () => {
     const stalled = client.streamQuotes({ symbols: [], all: true, maxUpdatesPerSecond: 0 });
     const slow = collect(stalled);
     const healthy = collect(client.streamQuotes({ symbols: [], all: true, maxUpdatesPerSecond: 0 }));
-    await waitFor(() => slow.messages.length > 0 && healthy.messages.length > 0, 'snapshots');
+    await waitUntil(() => slow.messages.length > 0 && healthy.messages.length > 0, {
+      timeoutMs: 30_000,
+      intervalMs: 50,
+      what: 'snapshots',
+    });
     stalled.pause();
     const heapBefore = await metric(metricsPort, 'nodejs_heap_size_used_bytes');
     // Flood quotes.> with synthetic updates of 2,000 symbols: far more than one client could take.
@@ -336,11 +339,11 @@ describe('PriceService over gRPC', () => {
     // ... and no runaway heap (the precise, after-GC bound is in stream-memory.integration.test.ts;
     // this process's heap includes the flood's garbage).
     assert.ok(growthMb < 250, `server heap grew ${growthMb.toFixed(1)} MB`);
-    await waitFor(
-      async () => (await metric(metricsPort, 'tickmesh_price_streams_slow_ended_total')) >= 1,
-      'the stalled stream to be ended',
-      20_000,
-    );
+    await waitUntil(async () => (await metric(metricsPort, 'tickmesh_price_streams_slow_ended_total')) >= 1, {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+      what: 'the stalled stream to be ended',
+    });
     stalled.resume();
     assert.equal(await slow.ended, status.RESOURCE_EXHAUSTED);
     // The reading client kept up, and got conflated updates at worst.
@@ -354,7 +357,7 @@ describe('PriceService over gRPC', () => {
 
   it('shutdown ends open streams with UNAVAILABLE', async () => {
     const s = collect(client.streamQuotes({ symbols: ['THYAO'], all: false, maxUpdatesPerSecond: 0 }));
-    await waitFor(() => s.messages.length > 0, 'snapshot');
+    await waitUntil(() => s.messages.length > 0, { timeoutMs: 30_000, intervalMs: 50, what: 'snapshot' });
     child.kill('SIGTERM');
     assert.equal(await s.ended, status.UNAVAILABLE);
     await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));

@@ -9,7 +9,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ClientReadableStream } from '@grpc/grpc-js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
-import { startNats, startRedis, type NatsTestServer, type RedisTestServer } from '@tickmesh/harness';
+import {
+  startNats,
+  startRedis,
+  waitUntil,
+  type NatsTestServer,
+  type RedisTestServer,
+} from '@tickmesh/harness';
 import { Quote, PriceServiceClient, type StreamQuotesResponse } from '@tickmesh/kit/proto';
 import { createClient } from '@tickmesh/kit';
 import { KEY } from '../src/redis-store.js';
@@ -18,7 +24,6 @@ import {
   createTickStream,
   startReplica,
   testEnv,
-  waitFor,
   whenReady,
   type Replica,
 } from './support.js';
@@ -76,7 +81,7 @@ describe('a client that stops reading', () => {
       stalled.pause(); // read the snapshot, then never again
     });
     stalled.on('error', () => undefined);
-    await waitFor(() => received > 0, 'snapshot');
+    await waitUntil(() => received > 0, { timeoutMs: 30_000, intervalMs: 50, what: 'snapshot' });
     const symbols = Array.from({ length: 2000 }, (_, i) => `SYN${String(i).padStart(4, '0')}`);
     const publishRound = async (round: number) => {
       for (const symbol of symbols) {
@@ -104,11 +109,11 @@ describe('a client that stops reading', () => {
       await publishRound(++round);
       if (round % 20 === 0) samples.push(heapMb());
     }
-    await waitFor(
-      () => replica.app.mirror.get(symbols.at(-1)!)?.quote.seq === last,
-      'the flood processed',
-      20_000,
-    );
+    await waitUntil(() => replica.app.mirror.get(symbols.at(-1)!)?.quote.seq === last, {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+      what: 'the flood processed',
+    });
     const end = heapMb();
     const growth = Math.max(...samples, end) - base;
     console.log(

@@ -11,6 +11,7 @@ import {
   StreamQuotesResponse,
   StreamQuotesResponse_Kind as Kind,
 } from '@tickmesh/kit/proto';
+import { waitUntil } from '@tickmesh/harness';
 import { MirrorEntry } from '../src/mirror.js';
 import { QuoteStreamSession, type StreamSessionOptions } from '../src/quote-stream.js';
 import { encodeGetQuoteResponse, encodeStreamFrame, scanQuote, type StreamFrame } from '../src/wire.js';
@@ -136,14 +137,6 @@ const base: StreamSessionOptions = {
   minIntervalMs: 0,
 };
 
-async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await sleep(5);
-  }
-}
-
 function offer(s: QuoteStreamSession, q: Quote) {
   s.offer(q.symbol, q.seq, q.epoch, Quote.encode(q).finish());
 }
@@ -156,7 +149,7 @@ describe('QuoteStreamSession', () => {
     const run = sink.run(s);
     offer(s, quote('THYAO', 3)); // covered by the snapshot
     offer(s, quote('THYAO', 4));
-    await until(() => sink.frames.length >= 2, 'update');
+    await waitUntil(() => sink.frames.length >= 2, { timeoutMs: 5000, intervalMs: 5, what: 'update' });
     assert.equal(sink.frames[0]!.kind, Kind.KIND_SNAPSHOT);
     assert.deepEqual(
       sink.frames[0]!.quotes.map((q) => `${q.symbol}@${q.seq}`),
@@ -181,12 +174,16 @@ describe('QuoteStreamSession', () => {
     s.start(7, []);
     sink.accept = false; // the first write (snapshot) fills the buffer
     const run = sink.run(s);
-    await until(() => sink.frames.length === 1, 'snapshot');
+    await waitUntil(() => sink.frames.length === 1, { timeoutMs: 5000, intervalMs: 5, what: 'snapshot' });
     for (let seq = 1; seq <= 50; seq++) offer(s, quote('THYAO', seq));
     offer(s, quote('GARAN', 1));
     assert.equal(s.pendingCount, 2, 'one entry per symbol, however many updates');
     sink.drain();
-    await until(() => sink.frames.length >= 2, 'update after drain');
+    await waitUntil(() => sink.frames.length >= 2, {
+      timeoutMs: 5000,
+      intervalMs: 5,
+      what: 'update after drain',
+    });
     const update = sink.frames[1]!;
     assert.deepEqual(
       update.quotes.map((q) => [q.symbol, q.seq, q.conflated]),
@@ -214,7 +211,7 @@ describe('QuoteStreamSession', () => {
     sink.accept = false;
     s.start(7, []);
     const run = sink.run(s);
-    await until(() => sink.frames.length === 1, 'snapshot');
+    await waitUntil(() => sink.frames.length === 1, { timeoutMs: 5000, intervalMs: 5, what: 'snapshot' });
     for (const sym of ['A1', 'A2', 'A3', 'A4']) offer(s, quote(sym, 1));
     await assert.rejects(run, (err: { code?: number }) => err.code === status.RESOURCE_EXHAUSTED);
   });
@@ -249,15 +246,20 @@ describe('QuoteStreamSession', () => {
     const sink = new FakeStream();
     s.start(7, [entry(quote('THYAO', 3))]);
     const run = sink.run(s);
-    await until(() => sink.frames.some((f) => f.kind === Kind.KIND_HEARTBEAT), 'heartbeat');
+    await waitUntil(() => sink.frames.some((f) => f.kind === Kind.KIND_HEARTBEAT), {
+      timeoutMs: 5000,
+      intervalMs: 5,
+      what: 'heartbeat',
+    });
     offer(s, quote('THYAO', 9, 7));
     s.reset(8, [entry(quote('THYAO', 2, 8))]);
     offer(s, quote('THYAO', 10, 7)); // old epoch: ignored
     offer(s, quote('THYAO', 3, 8));
-    await until(
-      () => sink.frames.some((f) => f.kind === Kind.KIND_UPDATE && f.epoch === 8),
-      'update after reset',
-    );
+    await waitUntil(() => sink.frames.some((f) => f.kind === Kind.KIND_UPDATE && f.epoch === 8), {
+      timeoutMs: 5000,
+      intervalMs: 5,
+      what: 'update after reset',
+    });
     const kinds = sink.frames
       .filter((f) => f.kind !== Kind.KIND_HEARTBEAT)
       .map((f) => `${Kind[f.kind]}:${f.quotes.map((q) => q.seq).join(',')}`);
@@ -275,7 +277,11 @@ describe('QuoteStreamSession', () => {
       symbols.map((sym) => entry(quote(sym, 1))),
     );
     const run = sink.run(s);
-    await until(() => sink.frames.length >= 3, 'three snapshot parts');
+    await waitUntil(() => sink.frames.length >= 3, {
+      timeoutMs: 5000,
+      intervalMs: 5,
+      what: 'three snapshot parts',
+    });
     assert.deepEqual(
       sink.frames.slice(0, 3).map((f) => [Kind[f.kind], f.quotes.length, f.snapshotComplete]),
       [
@@ -293,7 +299,7 @@ describe('QuoteStreamSession', () => {
     const sink = new FakeStream();
     s.start(7, [entry(quote('THYAO', 3))]);
     const run = sink.run(s);
-    await until(() => sink.frames.length >= 1, 'snapshot');
+    await waitUntil(() => sink.frames.length >= 1, { timeoutMs: 5000, intervalMs: 5, what: 'snapshot' });
     assert.deepEqual(
       [sink.frames[0]!.kind, sink.frames[0]!.quotes.length, sink.frames[0]!.snapshotComplete],
       [Kind.KIND_SNAPSHOT, 0, true],

@@ -2,7 +2,6 @@
 // the ticker would create, a tick publisher (plain JetStream client, as the
 // contract says), in-process replicas, the expected state computed by the
 // pure reducer from what the stream holds, and Redis read back in the same form.
-import { setTimeout as sleep } from 'node:timers/promises';
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
@@ -21,6 +20,7 @@ import {
   tickSubject,
 } from '@tickmesh/kit';
 import type { Tick } from '@tickmesh/kit/proto';
+import { waitUntil } from '@tickmesh/harness';
 import { createPriceCache, type PriceCache } from '../src/app.js';
 import { priceCacheConfigSpec, type PriceCacheConfig } from '../src/config.js';
 import { PRICE_SERVICE_NAME } from '../src/price-service.js';
@@ -208,29 +208,6 @@ export function sortedMap<T>(m: Map<string, T>): Array<[string, T]> {
   return [...m.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
 }
 
-export async function waitFor<T>(
-  fn: () => Promise<T | undefined | false> | T | undefined | false,
-  what: string,
-  timeoutMs = 30_000,
-  everyMs = 50,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let lastErr: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      lastErr = err;
-    }
-    if (Date.now() > end)
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ''}`,
-      );
-    await sleep(everyMs);
-  }
-}
-
 /** Waits until Redis equals the state expected from the stream; returns it. */
 export async function waitForExactState(
   nc: NatsConnection,
@@ -242,15 +219,13 @@ export async function waitForExactState(
   const expected = expectedState(await readStream(nc), retention);
   let last: Map<string, SymbolSnapshot> | undefined;
   try {
-    await waitFor(
+    await waitUntil(
       async () => {
         if ((await redis.get(KEY.epoch)) === null) return false;
         last = await redisState(redis);
         return JSON.stringify(sortedMap(last)) === JSON.stringify(sortedMap(expected));
       },
-      what,
-      timeoutMs,
-      100,
+      { timeoutMs, what },
     );
   } catch (err) {
     const diff = sortedMap(expected)
@@ -325,11 +300,11 @@ export async function startReplica(env: Record<string, string>, id?: string): Pr
 
 /** Waits until the replica serves (stream set up, epoch known, mirror loaded, dependencies up). */
 export function whenReady(r: Replica, timeoutMs = 30_000): Promise<true> {
-  return waitFor(
-    () => r.app.notReadyReason() === undefined,
-    `replica ready (${r.app.notReadyReason()})`,
+  return waitUntil(() => r.app.notReadyReason() === undefined, {
     timeoutMs,
-  );
+    intervalMs: 50,
+    what: `replica ready (${r.app.notReadyReason()})`,
+  });
 }
 
 /** Ticks with controlled content: `n` ticks over `symbols`, one producer, event times 100 ms apart. */
