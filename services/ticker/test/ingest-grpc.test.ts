@@ -23,6 +23,7 @@ import {
   startNats,
   stopAll,
   waitForHealth,
+  waitUntil,
   type NatsTestServer,
 } from '@tickmesh/harness';
 import { ingestConfigSpec } from '../src/config.js';
@@ -65,15 +66,6 @@ function tick(over: Partial<Tick> = {}): Tick {
 async function storedMessages(): Promise<number> {
   const jsm = await jetstreamManager(nc);
   return (await jsm.streams.info('TICKS')).state.messages;
-}
-
-async function eventually(check: () => boolean | Promise<boolean>, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await check()) return;
-    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 before(async () => {
@@ -317,7 +309,11 @@ describe('IngestService', () => {
         if (i % 20 === 0) await sleep(2);
       }
     })();
-    await eventually(() => producer.ackedThrough > 0 && acked.size > 200, 'ticks acked before the outage');
+    await waitUntil(() => producer.ackedThrough > 0 && acked.size > 200, {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+      what: 'ticks acked before the outage',
+    });
 
     await nats.stop();
     const ackedWhenStopped = producer.ackedThrough;
@@ -328,18 +324,22 @@ describe('IngestService', () => {
       publishTick(tick()),
       (err: grpc.ServiceError) => err.code === grpc.status.UNAVAILABLE,
     );
-    await eventually(
-      () => broken.some((b) => b.startsWith('UNAVAILABLE')),
-      'the stream to end with UNAVAILABLE',
-      15_000,
-    );
+    await waitUntil(() => broken.some((b) => b.startsWith('UNAVAILABLE')), {
+      timeoutMs: 15_000,
+      intervalMs: 50,
+      what: 'the stream to end with UNAVAILABLE',
+    });
     // whatever was acked while NATS went down had been stored before it went down
     assert.ok(producer.ackedThrough >= ackedWhenStopped);
 
     await nats.start();
     await waitForHealth(health, INGEST_SERVICE_NAME, 'SERVING', 20_000);
     const resumedFrom = producer.ackedThrough;
-    await eventually(() => producer.ackedThrough > resumedFrom + 100, 'acks after the restart', 30_000);
+    await waitUntil(() => producer.ackedThrough > resumedFrom + 100, {
+      timeoutMs: 30_000,
+      intervalMs: 50,
+      what: 'acks after the restart',
+    });
     stop = true;
     await sending;
     await producer.flush(30_000);

@@ -8,7 +8,7 @@ import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jet
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Tick } from '@tickmesh/kit/proto';
 import { encodeBatch } from '@tickmesh/kit';
-import { startNats, stopAll, type NatsTestServer } from '@tickmesh/harness';
+import { startNats, stopAll, waitUntil, type NatsTestServer } from '@tickmesh/harness';
 import { jetStreamPublishFn } from '../src/jetstream-publish.js';
 import { TickPublisher, type StoreResult } from '../src/tick-publisher.js';
 import { ensureTicksStream, type TicksStreamSettings } from '../src/ticks-stream.js';
@@ -57,15 +57,6 @@ function tick(producerId: string, seq: number): Tick {
     bid: undefined,
     ask: undefined,
   };
-}
-
-async function eventually(check: () => Promise<boolean> | boolean, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await check()) return;
-    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 before(async () => {
@@ -153,13 +144,25 @@ describe('publishing', () => {
         if (seq % 50 === 0) await sleep(5);
       }
     })();
-    await eventually(() => acked.size > 500, 'ticks stored before the outage');
+    await waitUntil(() => acked.size > 500, {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+      what: 'ticks stored before the outage',
+    });
     await nats.stop();
     const ackedAtStop = acked.size;
     await sleep(1500);
-    await eventually(() => p.failing, 'the publisher to notice the outage');
+    await waitUntil(() => p.failing, {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+      what: 'the publisher to notice the outage',
+    });
     await nats.start();
-    await eventually(() => acked.size > ackedAtStop + 500, 'ticks stored after the restart', 30_000);
+    await waitUntil(() => acked.size > ackedAtStop + 500, {
+      timeoutMs: 30_000,
+      intervalMs: 50,
+      what: 'ticks stored after the restart',
+    });
     stop = true;
     await producer;
     await Promise.race([p.idle(), sleep(20_000)]);

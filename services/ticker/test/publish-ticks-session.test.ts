@@ -12,6 +12,7 @@ import {
   loadUniverse,
   decodeBatch,
 } from '@tickmesh/kit';
+import { waitUntil } from '@tickmesh/harness';
 import { PublishTicksSession, type SessionOptions } from '../src/publish-ticks-session.js';
 import { TickPublisher, type StoreResult } from '../src/tick-publisher.js';
 
@@ -72,14 +73,6 @@ function tick(seq: number, over: Partial<Tick> = {}): Tick {
     ask: undefined,
     ...over,
   };
-}
-
-async function eventually(check: () => boolean, what: string, ms = 5000) {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-    await sleep(5);
-  }
 }
 
 function setup(
@@ -181,7 +174,7 @@ describe('PublishTicksSession', () => {
     for (let i = 1; i <= 20; i++) feed.push({ tick: tick(i), ticks: [] });
     feed.end();
     const run = new PublishTicksSession(opts, s).run(feed);
-    await eventually(() => pending.length === 1, 'first publish');
+    await waitUntil(() => pending.length === 1, { timeoutMs: 5000, intervalMs: 5, what: 'first publish' });
     await sleep(50);
     assert.ok(feed.pulled <= 6, `read ${feed.pulled} messages with 5 allowed in flight`);
     assert.deepEqual(acks(s.out), [], 'nothing stored, nothing acked');

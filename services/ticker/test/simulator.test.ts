@@ -4,10 +4,9 @@
 // /readyz follows NATS while /healthz does not.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { parseConfig, isOnTick, loadUniverse } from '@tickmesh/kit';
-import { startNats, stopAll, type NatsTestServer } from '@tickmesh/harness';
+import { startNats, stopAll, waitUntil, type NatsTestServer } from '@tickmesh/harness';
 import { simulatorConfigSpec } from '../src/config.js';
 import { defaultSimProducerId, startSimulatorApp, type SimulatorApp } from '../src/simulator-app.js';
 import { readStream, ticksOf } from './support/stream-contents.js';
@@ -38,15 +37,6 @@ async function start(over: Record<string, string> = {}): Promise<SimulatorApp> {
   return app;
 }
 
-async function eventually(check: () => boolean | Promise<boolean>, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await check()) return;
-    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
 const status = (app: SimulatorApp, path: string) =>
   fetch(`http://127.0.0.1:${app.metrics.port}${path}`).then((r) => r.status);
 
@@ -67,15 +57,27 @@ describe('feed simulator', () => {
     assert.equal(defaultSimProducerId('/data/markets/XNAS.json'), 'sim-xnas');
     const a = await start();
     assert.equal(a.producerId, 'sim-bist30');
-    await eventually(() => a.simulator.produced >= 200, 'ticks produced');
+    await waitUntil(() => a.simulator.produced >= 200, {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+      what: 'ticks produced',
+    });
     await a.publisher.idle();
     await a.stop();
     const aStoppedAt = Date.now();
     const b = await start({ SIM_PRODUCER_ID: 'sim-again' }); // same seed, another identity
-    await eventually(() => b.simulator.produced >= 200, 'ticks produced again');
+    await waitUntil(() => b.simulator.produced >= 200, {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+      what: 'ticks produced again',
+    });
     await b.stop();
     const c = await start(); // sim-bist30 again: a restart
-    await eventually(() => c.simulator.produced >= 50, 'ticks after the restart');
+    await waitUntil(() => c.simulator.produced >= 50, {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+      what: 'ticks after the restart',
+    });
     await c.stop();
 
     const batches = await readStream(nc, 'TICKS');
@@ -118,23 +120,31 @@ describe('feed simulator', () => {
 
   it('/readyz follows NATS, /healthz stays up, and ticking resumes when NATS is back', async () => {
     const app = await start({ SIM_PRODUCER_ID: 'sim-outage' });
-    await eventually(async () => (await status(app, '/readyz')) === 200, 'ready');
+    await waitUntil(async () => (await status(app, '/readyz')) === 200, {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+      what: 'ready',
+    });
     assert.equal(await status(app, '/healthz'), 200);
     await nats.stop();
-    await eventually(
-      async () => (await status(app, '/readyz')) === 503,
-      'not ready while NATS is down',
-      10_000,
-    );
+    await waitUntil(async () => (await status(app, '/readyz')) === 503, {
+      timeoutMs: 10_000,
+      intervalMs: 50,
+      what: 'not ready while NATS is down',
+    });
     assert.equal(await status(app, '/healthz'), 200);
     await nats.start();
-    await eventually(async () => (await status(app, '/readyz')) === 200, 'ready again', 20_000);
+    await waitUntil(async () => (await status(app, '/readyz')) === 200, {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+      what: 'ready again',
+    });
     const before = (await readStream(nc, 'TICKS').catch(() => [])).length;
-    await eventually(
-      async () => (await readStream(nc, 'TICKS')).length > before + 10,
-      'ticks after NATS came back',
-      20_000,
-    );
+    await waitUntil(async () => (await readStream(nc, 'TICKS')).length > before + 10, {
+      timeoutMs: 20_000,
+      intervalMs: 50,
+      what: 'ticks after NATS came back',
+    });
     await app.stop();
   });
 });
