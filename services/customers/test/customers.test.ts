@@ -5,13 +5,19 @@ import assert from 'node:assert/strict';
 import { Client, credentials, status, type ServiceError } from '@grpc/grpc-js';
 import type { Knex } from 'knex';
 import type { Customer } from '@tickmesh/kit/proto';
-import { healthClient, healthStatus, startMariaDb, stopAll, waitForHealth } from '@tickmesh/harness';
+import {
+  healthClient,
+  healthStatus,
+  startMariaDb,
+  stopAll,
+  waitForHealth,
+  waitUntil,
+} from '@tickmesh/harness';
 import { CUSTOMER_SERVICE_NAME } from '../src/customer-service.js';
 import { migrateLatest, migrateRollback, migrationStatus } from '../src/migrator.js';
 import { hashSecret } from '../src/api-key-secret.js';
 import {
   adminKnex,
-  eventually,
   expectStatus,
   readiness,
   startTestService,
@@ -68,11 +74,14 @@ void test('schema: NOT_SERVING with the reason until migrated; latest -> rollbac
   await waitForHealth(health, CUSTOMER_SERVICE_NAME, 'NOT_SERVING');
   assert.equal(await healthStatus(health, 'liveness'), 'SERVING');
   assert.equal(await healthStatus(health, ''), 'SERVING');
-  const ready = await eventually(async () => {
-    const r = await readiness(svc.httpBase);
-    assert.match(r.body.dependencies?.['mysql-schema']?.error ?? '', /schema not migrated/);
-    return r;
-  });
+  const ready = await waitUntil(
+    async () => {
+      const r = await readiness(svc.httpBase);
+      assert.match(r.body.dependencies?.['mysql-schema']?.error ?? '', /schema not migrated/);
+      return r;
+    },
+    { timeoutMs: 30_000, intervalMs: 200, what: 'readiness to name the unmigrated schema' },
+  );
   assert.equal(ready.status, 503);
   assert.equal(ready.body.dependencies?.mysql?.up, true);
   // Calls fail as UNAVAILABLE (retry later), not INTERNAL.

@@ -2,7 +2,6 @@
 // MySQL/MariaDB, a generated grpc-js client through the kit's createClient,
 // and promise wrappers that keep the trailers of failed calls.
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Metadata, status, type CallOptions, type ClientUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import knex, { type Knex } from 'knex';
 import { parseConfig, createClient, createServiceKit } from '@tickmesh/kit';
@@ -153,19 +152,6 @@ export async function expectStatus(
     assert.ok(error.details.startsWith(`${field}:`), `message names the field: ${error.details}`);
   }
   return error;
-}
-
-/** Polls `fn` until it resolves, or rethrows its last error after `timeoutMs`. */
-export async function eventually<T>(fn: () => Promise<T>, timeoutMs = 30_000, intervalMs = 200): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (Date.now() >= deadline) throw err;
-      await sleep(intervalMs);
-    }
-  }
 }
 
 export async function readiness(

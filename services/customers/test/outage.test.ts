@@ -10,17 +10,17 @@ import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { status, type Client } from '@grpc/grpc-js';
-import { healthClient, healthStatus, startMariaDb, stopAll, waitForHealth } from '@tickmesh/harness';
+import {
+  healthClient,
+  healthStatus,
+  startMariaDb,
+  stopAll,
+  waitForHealth,
+  waitUntil,
+} from '@tickmesh/harness';
 import { CUSTOMER_SERVICE_NAME } from '../src/customer-service.js';
 import { migrateLatest } from '../src/migrator.js';
-import {
-  adminKnex,
-  eventually,
-  expectStatus,
-  readiness,
-  startTestService,
-  type TestService,
-} from './harness.js';
+import { adminKnex, expectStatus, readiness, startTestService, type TestService } from './harness.js';
 
 // Short timeouts so each failing call ends quickly; health checks every 200 ms.
 const FAST = {
@@ -101,7 +101,11 @@ async function outageAndRecovery(takeDown: () => Promise<void>): Promise<void> {
 
   await db.start();
   await waitForHealth(health, CUSTOMER_SERVICE_NAME, 'SERVING', 60_000);
-  const got = await eventually(() => api.getCustomer({ id: c.id }), 30_000);
+  const got = await waitUntil(() => api.getCustomer({ id: c.id }), {
+    timeoutMs: 30_000,
+    intervalMs: 200,
+    what: 'the customer readable again',
+  });
   assert.deepEqual(got.customer, c);
   assert.equal((await api.verifyApiKey({ secret })).customerId, c.id);
   assert.ok(
@@ -148,7 +152,16 @@ void test('database hung (SIGSTOP): calls end UNAVAILABLE at the query timeout, 
     db.resume();
   }
   await waitForHealth(health, CUSTOMER_SERVICE_NAME, 'SERVING', 60_000);
-  assert.deepEqual((await eventually(() => api.getCustomer({ id: c.id }), 30_000)).customer, c);
+  assert.deepEqual(
+    (
+      await waitUntil(() => api.getCustomer({ id: c.id }), {
+        timeoutMs: 30_000,
+        intervalMs: 200,
+        what: 'the customer readable again',
+      })
+    ).customer,
+    c,
+  );
 });
 
 void test('a server that accepts connections but never answers: bounded by the connect timeout', async () => {
