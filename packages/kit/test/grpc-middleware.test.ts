@@ -4,6 +4,7 @@
 // the boundary, and the default deadline of unary calls that carry none.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
@@ -257,7 +258,7 @@ test('a unary call without a deadline gets the server default; a client deadline
           ctx.signal.addEventListener('abort', () => resolve(Date.now() - started), { once: true }),
         ),
       });
-      await new Promise((r) => setTimeout(r, holdMs));
+      await sleep(holdMs);
       return { quote: undefined };
     },
     streamQuotes: async function* () {
