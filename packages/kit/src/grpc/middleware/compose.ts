@@ -49,7 +49,6 @@ export function invoke<T>(fn: () => Promise<T>): Promise<T> {
  */
 export function composeMiddleware(list: readonly ServerMiddleware[]): ServerMiddleware {
   const chain = [...list];
-  if (chain.length === 1) return chain[0]!;
   return <T>(call: ServerCall, next: () => Promise<T>): Promise<T> => {
     const step = (i: number): Promise<T> =>
       i === chain.length ? invoke(next) : invoke(() => chain[i]!(call, () => step(i + 1)));
