@@ -18,6 +18,7 @@ import {
   startNats,
   startRedis,
   stopAll,
+  waitUntil,
   type MariaDbTestServer,
   type TestServer,
 } from '@tickmesh/harness';
@@ -193,13 +194,18 @@ function processGone(pid: number): boolean {
   }
 }
 
-async function waitGone(pid: number, ms = 5_000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (processGone(pid)) return true;
-    await sleep(20);
-  }
-  return processGone(pid);
+/** Waits (5 s at most) until `pid` is gone; `what` names the failure. */
+function waitGone(pid: number, what: string): Promise<true> {
+  return waitUntil(() => processGone(pid), { timeoutMs: 5_000, intervalMs: 20, what });
+}
+
+/** kill() is a real SIGKILL: the process is gone at once and lastExit says so. */
+async function killedHard(server: TestServer): Promise<void> {
+  const pid = server.pid;
+  assert.ok(pid);
+  await server.kill();
+  assert.equal(server.lastExit?.signal, 'SIGKILL');
+  assert.ok(processGone(pid));
 }
 
 async function timed<T>(what: string, fn: () => Promise<T>, notes: string[]): Promise<T> {
@@ -302,11 +308,7 @@ void describe('NATS', () => {
     const info = await jsRequest(nats.port, '$JS.API.STREAM.INFO.T');
     assert.equal((info.state as { messages: number }).messages, 1, 'stream survived the restart');
 
-    const pid = nats.pid;
-    assert.ok(pid);
-    await nats.kill();
-    assert.equal(nats.lastExit?.signal, 'SIGKILL');
-    assert.ok(processGone(pid));
+    await killedHard(nats);
     await timed('start after kill', () => nats.start(), notes);
     assert.equal(await natsPing(nats.port), 'PONG');
     t.diagnostic(`nats ${notes.join(', ')}`);
@@ -348,11 +350,7 @@ void describe('Redis', () => {
     await r.flushAll();
     assert.equal(await redis(r.port, 'DBSIZE'), 0);
 
-    const pid = r.pid;
-    assert.ok(pid);
-    await r.kill();
-    assert.equal(r.lastExit?.signal, 'SIGKILL');
-    assert.ok(processGone(pid));
+    await killedHard(r);
     assert.doesNotMatch(r.logTail(5), /Received SIGTERM/);
     await r.start();
     assert.equal(await redis(r.port, 'PING'), 'PONG');
@@ -398,11 +396,7 @@ void describe('MariaDB', () => {
     assert.equal(await sql(db, 'select id from t'), '42');
 
     await sql(db, 'insert into t values (43)');
-    const pid = db.pid;
-    assert.ok(pid);
-    await db.kill();
-    assert.equal(db.lastExit?.signal, 'SIGKILL');
-    assert.ok(processGone(pid));
+    await killedHard(db);
     await timed('start after kill (crash recovery)', () => db.start(), notes);
     assert.equal(await sql(db, 'select count(*) from t'), '2', 'committed rows survive a SIGKILL');
 
@@ -447,7 +441,7 @@ void describe('clean-up', () => {
     );
     const servers = JSON.parse(out.trim()) as [number, string][];
     for (const [pid, dir] of servers) {
-      assert.ok(await waitGone(pid), `server pid ${pid} survived its test process`);
+      await waitGone(pid, `server pid ${pid} to die with its test process`);
       assert.equal(fs.existsSync(dir), false, `${dir} was not removed`);
     }
   });
@@ -464,7 +458,7 @@ void describe('clean-up', () => {
       return;
     }
     await runChild('const r = await h.startRedis(); await h.stopAll();');
-    assert.ok(await waitGone(pid), `orphan ${pid} not reaped`);
+    await waitGone(pid, `orphan ${pid} to be reaped`);
     assert.equal(fs.existsSync(dir), false);
   });
 });
