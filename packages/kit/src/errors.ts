@@ -1,5 +1,5 @@
 // Domain errors and their gRPC status codes. Handlers throw these; the
-// server boundary (grpc/handlers.ts) turns them into a status + message.
+// server boundary (grpc/middleware/errors.ts) turns them into a status + message.
 // Anything else becomes INTERNAL with a generic message: internals never leak.
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 
