@@ -38,14 +38,20 @@ export function procState(pid: number | undefined): string {
 
 /** True when every thread of `pid` is in the stopped state (T) per /proc. */
 export function allThreadsStopped(pid: number): boolean {
+  let tids: string[];
   try {
-    return fs.readdirSync(`/proc/${pid}/task`).every((tid) => {
+    tids = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return false; // the process is gone
+  }
+  return tids.every((tid) => {
+    try {
       const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
       return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'T';
-    });
-  } catch {
-    return false;
-  }
+    } catch {
+      return true; // a thread that ended in between does not run either
+    }
+  });
 }
 
 export function readTail(file: string, lines: number): string {
