@@ -317,17 +317,18 @@ export class FaultHarness {
       }
       // The stream is now still; wait until Redis holds all of it.
       let diff: string[] = ['not compared yet'];
-      const deadline = Date.now() + QUIESCE_TIMEOUT_MS;
-      while (Date.now() < deadline) {
-        try {
-          await catchUp(this.nc, this.model);
-          diff = compareWithRedis(this.model, await readRedisQuotes(this.redis));
-          if (diff.length === 0) break;
-        } catch (err) {
-          diff = [`comparison failed: ${(err as Error).message}`];
-        }
-        await sleep(500);
-      }
+      await waitUntil(
+        async () => {
+          try {
+            await catchUp(this.nc, this.model);
+            diff = compareWithRedis(this.model, await readRedisQuotes(this.redis));
+          } catch (err) {
+            diff = [`comparison failed: ${(err as Error).message}`];
+          }
+          return diff.length === 0;
+        },
+        { timeoutMs: QUIESCE_TIMEOUT_MS, intervalMs: 500, what: 'Redis to hold the whole stream' },
+      ).catch(() => undefined); // the difference is reported below
       if (diff.length > 0) problems.push(`${label}: Redis differs from the stream:`, ...diff.slice(0, 15));
       if (this.model.symbols.size < this.universe.instruments.length)
         problems.push(
