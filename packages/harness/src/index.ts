@@ -1,5 +1,4 @@
 // @tickmesh/harness: the one test harness of tickmesh.
-export { makeInstanceDir } from './leftovers.js';
 export {
   describeExit,
   ManagedProcess,
