@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { baselineOf, besideBaseline, readBaseline, writeBaseline } from './lib/baseline.js';
 import { machineFacts } from './lib/machine.js';
-import { startProcess, stopAllProcesses, tsxCommand } from './lib/processes.js';
+import { startProcess, stopAll as stopAllProcesses, tsxCommand } from '@tickmesh/harness';
 import { REPORT_SCHEMA, runStamp, writeReport, type BenchReport } from './lib/report.js';
 import { evaluateTargets, verdictWord, type ScenarioResult } from './lib/targets.js';
 import { FULL, QUICK, serviceClients, settle, skipped, type BenchContext } from './scenarios/context.js';

@@ -1,5 +1,5 @@
 // CustomerService end to end: a real grpc-js client, the real server on port
-// 0, and a private MariaDB (tests/support/servers.ts) on its own port.
+// 0, and a private MariaDB (@tickmesh/harness) on its own port.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client, credentials, status, type ServiceError } from '@grpc/grpc-js';
