@@ -13,14 +13,13 @@
 // Every figure counts only what the stream holds afterwards: messages for
 // the baseline, decoded and deduplicated ticks for the other two.
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { jetstream, jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Tick } from '@tickmesh/kit/proto';
 import { loadUniverse, projectPath } from '@tickmesh/kit';
-import { healthClient, startNats, waitForHealth } from '@tickmesh/harness';
+import { freePort, healthClient, startNats, waitForHealth } from '@tickmesh/harness';
 import { jetStreamPublishFn } from '../src/jetstream-publish.js';
 import { ProducerClient } from '../src/producer-client.js';
 import { TickGenerator } from '../src/tick-generator.js';
@@ -168,17 +167,6 @@ async function publisherRun(nc: NatsConnection): Promise<{ rate: number; detail:
     rate: submitted / elapsed,
     detail: `${fmt(v.distinct)} ticks in ${fmt(v.messages)} messages (${(v.ticks / v.messages).toFixed(0)} ticks/msg)`,
   };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 async function endToEnd(nc: NatsConnection, natsUrl: string): Promise<{ rate: number; detail: string }> {
