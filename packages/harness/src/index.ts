@@ -25,6 +25,6 @@ export {
 } from './stack.js';
 export { TcpProxy } from './tcp-proxy.js';
 export { FETCH_REFUSED_PORTS, freePort } from './ports.js';
-export { waitUntil, withTimeout, type WaitOptions } from './wait.js';
+export { waitUntil, type WaitOptions } from './wait.js';
 export { httpGet, metricValue, type HttpAnswer } from './http.js';
 export { healthClient, healthStatus, waitForHealth } from './health-client.js';

@@ -18,7 +18,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
-import { projectRoot } from '@tickmesh/kit';
+import { projectRoot, withTimeout } from '@tickmesh/kit';
 import { healthClient, healthStatus } from './health-client.js';
 import { httpGet, type HttpAnswer } from './http.js';
 import { freePort, LOOPBACK } from './ports.js';
@@ -28,7 +28,6 @@ import { startMariaDb, type MariaDbTestServer } from './servers/mariadb.js';
 import { startNats, type NatsTestServer } from './servers/nats.js';
 import { startRedis, type RedisTestServer } from './servers/redis.js';
 import { TcpProxy } from './tcp-proxy.js';
-import { withTimeout } from './wait.js';
 
 /** The repository's root directory. */
 export const ROOT = projectRoot();
@@ -353,7 +352,11 @@ async function migrate(env: Record<string, string>, logDir: string, fromDist: bo
     logFile: path.join(logDir, 'customers-migrate.log'),
   });
   m.launch();
-  const exit = await withTimeout(m.waitExit(), 120_000, 'customers migration').catch(async (err: unknown) => {
+  const exit = await withTimeout(
+    m.waitExit(),
+    120_000,
+    'customers migration: timed out after 120000 ms',
+  ).catch(async (err: unknown) => {
     await m.kill();
     throw err;
   });

@@ -1,5 +1,5 @@
+// Waiting with a bound: polling a condition until it holds.
 import { setTimeout as sleep } from 'node:timers/promises';
-// Waiting with a bound: polling a condition, and a deadline on a promise.
 
 export interface WaitOptions {
   /** Give up after this long (the predicate is always tried at least once). */
@@ -38,20 +38,5 @@ export async function waitUntil<T>(predicate: () => T | Promise<T>, opts: WaitOp
       );
     }
     await sleep(opts.intervalMs ?? 100);
-  }
-}
-
-/** Rejects with "<what>: timed out after <ms> ms" if `promise` does not settle within `ms`. */
-export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what}: timed out after ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -4,7 +4,8 @@
 import { readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describeExit, startProcess, withTimeout } from '@tickmesh/harness';
+import { withTimeout } from '@tickmesh/kit';
+import { describeExit, startProcess } from '@tickmesh/harness';
 
 export interface GhzSummary {
   /** Calls made (including failed ones). */
@@ -110,7 +111,11 @@ export async function runGhz(run: GhzRun): Promise<GhzSummary> {
   const proc = startProcess({ name: `ghz ${run.configPath}`, command: run.ghzPath, args });
   if (proc.pid !== undefined) run.onStart?.(proc.pid);
   try {
-    const exit = await withTimeout(proc.waitExit(), (seconds + 60) * 1000, `ghz ${run.configPath}`);
+    const exit = await withTimeout(
+      proc.waitExit(),
+      (seconds + 60) * 1000,
+      `ghz ${run.configPath}: timed out after ${seconds + 60} s`,
+    );
     if (exit?.code !== 0) throw new Error(`ghz exited (${describeExit(exit)}): ${proc.logTail(5)}`);
     return parseGhzReport(await readFile(out, 'utf8'));
   } finally {

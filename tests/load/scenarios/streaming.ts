@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { StreamCountResult } from '../grpc/stream-counter.js';
 import type { ProducerResult } from '../grpc/tick-producer.js';
-import { startProcess, tsxCommand, withTimeout, type ManagedProcess } from '@tickmesh/harness';
+import { withTimeout } from '@tickmesh/kit';
+import { startProcess, tsxCommand, type ManagedProcess } from '@tickmesh/harness';
 import type { ScenarioResult } from '../lib/targets.js';
 import { benchSymbols, finite, measure, perCore, type BenchContext, type Measurement } from './context.js';
 
@@ -35,9 +36,11 @@ export function spawnTool(
 /** Waits for a tool's `RESULT <json>` line (lib/child.ts) and for its exit, bounded by `timeoutMs`. */
 export async function resultOf<T>(proc: ManagedProcess, timeoutMs: number): Promise<T> {
   const m = await proc.waitForLine(/^RESULT (.*)$/, timeoutMs);
-  await withTimeout(proc.waitExit(), 10_000, `${proc.name} exit after its result`).catch(() =>
-    proc.stop(1000),
-  );
+  await withTimeout(
+    proc.waitExit(),
+    10_000,
+    `${proc.name} exit after its result: timed out after 10000 ms`,
+  ).catch(() => proc.stop(1000));
   return JSON.parse(m[1]!) as T;
 }
 

@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mergeDelivery, type DeliverySummary, type SeqCutoff } from '../lib/delivery.js';
 import { mergeHistograms, summarize, encodeHistogram, type LatencySummary } from '../lib/histogram.js';
-import { withTimeout } from '@tickmesh/harness';
+import { withTimeout } from '@tickmesh/kit';
 import { isMain, printResult } from '../lib/child.js';
 import { addressCount, shares } from './addresses.js';
 import type { SymbolState } from './client-state.js';
@@ -258,7 +258,7 @@ export async function runWsLoad(opts: WsLoadOptions): Promise<WsLoadResult> {
     let cutoffs: Record<string, SeqCutoff> = {};
     let cutoffSource: WsLoadResult['cutoffSource'] = 'clients';
     if (opts.cutoffs) {
-      cutoffs = await withTimeout(opts.cutoffs(), 15_000, 'cut-off seqs');
+      cutoffs = await withTimeout(opts.cutoffs(), 15_000, 'cut-off seqs: timed out after 15000 ms');
       cutoffSource = 'service';
     } else {
       for (const w of workers) {
@@ -273,7 +273,11 @@ export async function runWsLoad(opts: WsLoadOptions): Promise<WsLoadResult> {
     let expectedFinal: Record<string, SymbolState> | undefined;
     let finalState: WsLoadResult['finalState'];
     if (opts.expectedFinal) {
-      expectedFinal = await withTimeout(opts.expectedFinal(), 15_000, 'expected final state');
+      expectedFinal = await withTimeout(
+        opts.expectedFinal(),
+        15_000,
+        'expected final state: timed out after 15000 ms',
+      );
       const settleStart = Date.now();
       const deadline = settleStart + (opts.finalTimeoutMs ?? 15_000);
       for (;;) {
