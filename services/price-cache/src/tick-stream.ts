@@ -14,7 +14,7 @@ import {
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '@tickmesh/kit';
-import { tickSubject } from '@tickmesh/kit';
+import { partitionSubjects } from '@tickmesh/kit';
 
 const nanos = (ms: number) => ms * 1_000_000;
 
@@ -61,8 +61,11 @@ export class TickStream {
 
   /**
    * One durable pull consumer per partition, at most one message in flight
-   * (max_ack_pending 1: the ordering argument in docs/price-cache.md). Creating
-   * an identical consumer is a no-op; a changed ack wait is updated in place.
+   * (max_ack_pending 1: the ordering argument in docs/price-cache.md), taking
+   * the partition's lanes and its pre-lane subject. Creating an identical
+   * consumer is a no-op; a changed ack wait, or a consumer of the pre-lane
+   * subject alone, is updated in place (lane writers wait for that update:
+   * services/ticker/src/lane-readiness.ts).
    */
   async ensureConsumers(partitions: number, s: ConsumerSettings): Promise<void> {
     for (let n = 0; n < partitions; n++) await this.ensureConsumer(n, s);
@@ -72,7 +75,7 @@ export class TickStream {
     const name = this.consumerName(s.prefix, n);
     const config: Partial<ConsumerConfig> = {
       durable_name: name,
-      filter_subject: tickSubject(n),
+      filter_subjects: partitionSubjects(n),
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
       replay_policy: ReplayPolicy.Instant,
@@ -87,9 +90,12 @@ export class TickStream {
       // Exists with another configuration: bring the settings we own up to date.
       const info = await jsm.consumers.info(this.stream, name).catch(() => undefined);
       if (!info) throw err;
-      if (info.config.filter_subject !== tickSubject(n)) {
+      const wanted = partitionSubjects(n);
+      const filters = filtersOf(info.config);
+      const preLane = filters.length === 1 && filters[0] === wanted[0];
+      if (!preLane && !sameSet(filters, wanted)) {
         throw new Error(
-          `consumer ${name} filters ${info.config.filter_subject}, expected ${tickSubject(n)}: delete it`,
+          `consumer ${name} filters ${filters.join(', ')}, expected ${wanted.join(', ')}: delete it`,
           {
             cause: err,
           },
@@ -99,6 +105,7 @@ export class TickStream {
         ack_wait: nanos(s.ackWaitMs),
         max_ack_pending: 1,
         max_deliver: -1,
+        ...(preLane ? { filter_subject: '', filter_subjects: wanted } : {}),
       });
       this.logger.info({ consumer: name }, 'consumer configuration updated');
     }
@@ -112,10 +119,13 @@ export class TickStream {
 
   /** The stream sequence of the newest message of a partition (0 when it has none). */
   async lastSeq(partition: number): Promise<number> {
-    const m = await (
-      await this.jsm()
-    ).streams.getMessage(this.stream, { last_by_subj: tickSubject(partition) });
-    return m?.seq ?? 0;
+    const jsm = await this.jsm();
+    const last = await Promise.all(
+      partitionSubjects(partition).map((subject) =>
+        jsm.streams.getMessage(this.stream, { last_by_subj: subject }),
+      ),
+    );
+    return Math.max(0, ...last.map((m) => m?.seq ?? 0));
   }
 
   /**
@@ -131,7 +141,7 @@ export class TickStream {
   ): AsyncGenerator<{ seq: number; data: Uint8Array }> {
     if (toSeq < fromSeq) return;
     const consumer = await this.js.consumers.get(this.stream, {
-      filter_subjects: tickSubject(partition),
+      filter_subjects: partitionSubjects(partition),
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: Math.max(1, fromSeq),
     });
@@ -160,4 +170,13 @@ export class TickStream {
       await messages.close();
     }
   }
+}
+
+function filtersOf(c: Partial<ConsumerConfig>): string[] {
+  if (c.filter_subjects && c.filter_subjects.length > 0) return c.filter_subjects;
+  return c.filter_subject ? [c.filter_subject] : [];
+}
+
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x) => b.includes(x));
 }

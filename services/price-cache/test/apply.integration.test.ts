@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { status } from '@grpc/grpc-js';
-import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
+import { AckPolicy, jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
@@ -199,6 +199,46 @@ describe('one replica: a known sequence with resends and redeliveries', () => {
       assert.equal(out.wrote, false);
     }
     assert.equal(JSON.stringify([...(await redisState(env.redis))]), before);
+  });
+});
+
+describe('lanes and the subject before lanes', () => {
+  let e: Env | undefined;
+  before(async () => {
+    e = await setUp();
+  });
+  after(() => tearDown(e));
+
+  it('updates a consumer of the pre-lane subject in place and applies both kinds of message', async () => {
+    const env = e!;
+    const jsm = await jetstreamManager(env.nc);
+    // Durable consumers as a price-cache before lanes created them: one subject each.
+    for (let n = 0; n < PARTITIONS; n++) {
+      await jsm.consumers.add('TICKS', {
+        durable_name: `price-cache-p${n}`,
+        filter_subject: `ticks.${n}`,
+        ack_policy: AckPolicy.Explicit,
+        max_ack_pending: 1,
+      });
+    }
+    const a = makeTicks({ producer: 'old.writer', firstSeq: 1, n: 40, symbols: SYMBOLS, t0: T0 });
+    const b = makeTicks({ producer: 'lane.writer', firstSeq: 1, n: 40, symbols: SYMBOLS, t0: T0 + 7 });
+    for (let i = 0; i < 40; i += 10) {
+      await publishTicks(env.js, a.slice(i, i + 10));
+      await publishTicks(env.js, b.slice(i, i + 10), { lane: true });
+    }
+    const replica = await startReplica(testEnv(env.nats.url, env.redisServer.url));
+    env.replicas.push(replica);
+    await whenReady(replica);
+    const expected = await waitForExactState(env.nc, env.redis, 'both subjects applied');
+    for (const s of SYMBOLS) {
+      const mine = [...a, ...b].filter((t) => t.symbol === s);
+      assert.equal(expected.get(s)!.state!.trades, mine.length, `${s} trades`);
+    }
+    for (let n = 0; n < PARTITIONS; n++) {
+      const info = await jsm.consumers.info('TICKS', `price-cache-p${n}`);
+      assert.deepEqual([...(info.config.filter_subjects ?? [])].sort(), [`ticks.${n}`, `ticks.${n}.>`]);
+    }
   });
 });
 

@@ -17,6 +17,7 @@ import {
   decodeBatch,
   encodeBatch,
   partitionOf,
+  laneSubject,
   tickSubject,
 } from '@tickmesh/kit';
 import type { Tick } from '@tickmesh/kit/proto';
@@ -93,11 +94,15 @@ export interface Published {
   duplicate: boolean;
 }
 
-/** Publishes ticks of one producer as batches per partition, with the contract's message ids. */
+/**
+ * Publishes ticks of one producer as batches per partition, with the
+ * contract's message ids, on the pre-lane subject `ticks.<n>` (as writers
+ * before lanes did) or, with `lane`, on the producer's lane subject.
+ */
 export async function publishTicks(
   js: JetStreamClient,
   ticks: Tick[],
-  opts: { msgIdSuffix?: string } = {},
+  opts: { msgIdSuffix?: string; lane?: boolean } = {},
 ): Promise<Published[]> {
   const byPartition = new Map<number, Tick[]>();
   for (const t of ticks) {
@@ -111,7 +116,8 @@ export async function publishTicks(
     const id =
       batchMessageId(list[0]!.producerId, partition, list[0]!.producerSeq, list.at(-1)!.producerSeq) +
       (opts.msgIdSuffix ?? '');
-    const ack = await js.publish(tickSubject(partition), encodeBatch(list), { msgID: id });
+    const subject = opts.lane ? laneSubject(partition, list[0]!.producerId) : tickSubject(partition);
+    const ack = await js.publish(subject, encodeBatch(list), { msgID: id });
     out.push({ seq: ack.seq, partition, ticks: list, duplicate: ack.duplicate });
   }
   return out;

@@ -2,9 +2,15 @@
 // (reader). See docs/architecture.md "Ticks in JetStream".
 //
 //  - Stream TICKS (configurable), subjects `ticks.>`, file storage.
-//  - Ticks are partitioned by a hash of the symbol onto `ticks.<partition>`
-//    (partition = 0..TICK_PARTITIONS-1). Every tick of a symbol is in one
-//    partition, and the partition's messages are in publish order.
+//  - Ticks are partitioned by a hash of the symbol (partition =
+//    0..TICK_PARTITIONS-1); every tick of a symbol is in one partition. A
+//    producer's ticks of one partition form a lane, published on the lane's
+//    own subject `ticks.<partition>.<producer token>` with
+//    Nats-Expected-Last-Subject-Sequence: JetStream itself refuses a batch
+//    whose writer did not know the lane's last message, so the stored ticks
+//    of a lane are in strictly increasing producer_seq whichever process or
+//    call wrote them (services/ticker/src/lanes.ts). Writers older than lanes
+//    publish on `ticks.<partition>`; readers take both (partitionSubjects).
 //  - A message body is a protobuf `tickmesh.market.v1.TickBatch`: ticks of ONE
 //    producer and ONE partition, in increasing producer_seq.
 //  - Its JetStream message id (Nats-Msg-Id) is derived from the producer id,
@@ -40,9 +46,27 @@ export function tickSubject(partition: number): string {
   return `${TICK_SUBJECT_PREFIX}.${partition}`;
 }
 
-/** Parses `ticks.<n>` back to n, or undefined for any other subject. */
+/**
+ * A producer id as one subject token: `.` (a token separator) becomes `%2E`.
+ * Injective, because producer ids never contain `%` (PRODUCER_ID_PATTERN).
+ */
+export function producerToken(producerId: string): string {
+  return producerId.replaceAll('.', '%2E');
+}
+
+/** The subject of one producer's lane in one partition. */
+export function laneSubject(partition: number, producerId: string): string {
+  return `${TICK_SUBJECT_PREFIX}.${partition}.${producerToken(producerId)}`;
+}
+
+/** Every subject a partition's messages are on: lanes, and the subject writers before lanes used. */
+export function partitionSubjects(partition: number): [string, string] {
+  return [tickSubject(partition), `${TICK_SUBJECT_PREFIX}.${partition}.>`];
+}
+
+/** Parses `ticks.<n>` or `ticks.<n>.<producer token>` back to n, or undefined for any other subject. */
 export function partitionOfSubject(subject: string): number | undefined {
-  const m = /^ticks\.(\d+)$/.exec(subject);
+  const m = /^ticks\.(\d+)(?:\.[^.*>\s]+)?$/.exec(subject);
   return m ? Number(m[1]) : undefined;
 }
 
