@@ -29,6 +29,9 @@ const ASSETS = ['packages/kit/descriptors', 'packages/kit/markets', 'services/ga
 export function dockerfileProblems(text: string): string[] {
   const out: string[] = [];
   const { stages: st } = parseDockerfile(text);
+  // a syntax directive makes BuildKit pull a frontend image: no build without a registry
+  const directive = /^#\s*syntax\s*=\s*(\S+)/im.exec(text);
+  if (directive) out.push(`# syntax=${directive[1]}: the build would fetch a frontend image`);
   const build = st.find((s) => s.name === 'build');
   const runtime = st.at(-1);
   if (!build) out.push('no build stage');
@@ -82,6 +85,7 @@ void describe('deploy/Dockerfile', () => {
 
   void it('the checks fail on a broken Dockerfile', () => {
     const broken = [
+      '# syntax=docker/dockerfile:1',
       'FROM node:latest',
       'WORKDIR /app',
       'COPY . .',
@@ -92,6 +96,7 @@ void describe('deploy/Dockerfile', () => {
     ].join('\n');
     const problems = dockerfileProblems(broken).join('\n');
     for (const re of [
+      /syntax=docker\/dockerfile:1: the build would fetch a frontend image/,
       /no build stage/,
       /not runtime/,
       /node:latest is not a pinned/,
