@@ -48,7 +48,13 @@ export async function startIngestApp(
   const metrics = new TickerMetrics(kit.registry);
   let publisher: TickPublisher;
   try {
-    publisher = await openTickPublishing({ nc, config, metrics, logger });
+    publisher = await openTickPublishing({
+      nc,
+      config,
+      metrics,
+      logger,
+      maxFutureMs: config.INGEST_MAX_FUTURE_MS,
+    });
   } catch (err) {
     await nc.close();
     throw err;

@@ -15,6 +15,7 @@ import { BoundedDeque } from './bounded-deque.js';
 import type { TickerMetrics } from './metrics.js';
 import { producerIdProblem } from './producer-ids.js';
 import type { TickPublisher } from './tick-publisher.js';
+import { TickRefusedError } from './lanes.js';
 import { validateTick, type RejectReason, type ValidationRules } from './tick-validation.js';
 
 export interface SessionOptions {
@@ -49,6 +50,7 @@ export class PublishTicksSession {
   private lastSeq = 0;
   private readonly tracker: AckTracker;
   private readonly outbox: BoundedDeque<Rejection>;
+  private readonly outboxRoom: number;
   private lastSentAck = 0;
   private unavailableSince: number | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
@@ -64,8 +66,10 @@ export class PublishTicksSession {
     private readonly sink: StreamSink<PublishTicksResponse>,
   ) {
     this.tracker = new AckTracker(opts.maxInFlight);
-    // Rejections waiting to be written: bounded like the in-flight ticks.
-    this.outbox = new BoundedDeque(Math.max(16, Math.min(opts.maxInFlight, 10_000)));
+    // Rejections waiting to be written: bounded like the in-flight ticks. New ticks wait
+    // below outboxRoom; the headroom above it is for in-flight ticks the lane check refuses.
+    this.outboxRoom = Math.max(16, Math.min(opts.maxInFlight, 10_000));
+    this.outbox = new BoundedDeque(this.outboxRoom + opts.maxInFlight);
   }
 
   async run(requests: AsyncIterable<PublishTicksRequest | MalformedMessage>): Promise<void> {
@@ -115,7 +119,8 @@ export class PublishTicksSession {
   }
 
   private async accept(tick: Tick, signal: AbortSignal): Promise<void> {
-    while (!signal.aborted && (this.tracker.full || this.outbox.full)) await this.progress.wait();
+    while (!signal.aborted && (this.tracker.full || this.outbox.length >= this.outboxRoom))
+      await this.progress.wait();
     if (signal.aborted) return;
     const seq = tick.producerSeq;
 
@@ -176,7 +181,7 @@ export class PublishTicksSession {
     signal: AbortSignal,
   ): Promise<void> {
     this.opts.metrics?.reject(reason);
-    while (!signal.aborted && this.outbox.full) await this.progress.wait();
+    while (!signal.aborted && this.outbox.length >= this.outboxRoom) await this.progress.wait();
     if (signal.aborted) return;
     this.outbox.push({ producerSeq: Number.isSafeInteger(seq) && seq > 0 ? seq : 0, field, reason: message });
     if (track) this.tracker.trackDone(seq);
@@ -184,6 +189,13 @@ export class PublishTicksSession {
   }
 
   private completed(entry: TrackedTick, err: Error | undefined): void {
+    if (err instanceof TickRefusedError) {
+      // Refused by the lane check (counted there): a rejection, and the ack moves past it.
+      this.outbox.push({ producerSeq: entry.seq, field: err.field, reason: err.reason });
+      entry.done = true;
+      this.scheduleFlush(false);
+      return;
+    }
     if (err) {
       // The publisher gave up on it (shutdown): never acknowledged, so the producer resends it.
       this.fail(err instanceof UnavailableError ? err : new UnavailableError('tick not stored'));

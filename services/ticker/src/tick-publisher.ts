@@ -4,18 +4,21 @@
 // One bounded FIFO per partition (bounded in ticks: when it is full,
 // trySubmit says no and producers wait, so a slow or absent NATS pushes back
 // instead of growing memory) and one publisher loop per partition. Each loop
-// publishes the head run of its queue (ticks of one producer in strictly
-// increasing producer_seq, up to maxBatchTicks) as one TickBatch message
-// whose Nats-Msg-Id names the producer, partition and seq range, waits for
-// the ack, and only then takes the next run. A failed publish is retried with
-// the SAME message id and the same ticks until JetStream stores it: never
+// takes the head run of its queue (ticks of one producer in strictly
+// increasing producer_seq, up to maxBatchTicks), has the lane check judge it
+// (lanes.ts: resends of stored ticks are answered as duplicates, lower seqs
+// refused), publishes the rest as one TickBatch message on the producer's
+// lane subject, whose Nats-Msg-Id names the producer, partition and seq
+// range, waits for the ack, and only then takes the next run. A failed
+// publish is retried with the same ticks until JetStream stores them: never
 // skipped, never overtaken. That is the ordering the price-cache relies on
-// (packages/kit/src/ticks/contract.ts). Batching comes for free: ticks
-// that arrive while a partition's publish is in flight form its next batch.
+// (packages/kit/src/ticks/contract.ts). Batching comes for free: ticks that
+// arrive while a partition's publish is in flight form its next batch.
 import type { Tick } from '@tickmesh/kit/proto';
 import { UnavailableError, batchMessageId, encodeBatch, partitionOf, tickSubject } from '@tickmesh/kit';
 import type { Logger } from '@tickmesh/kit';
 import { BoundedDeque } from './bounded-deque.js';
+import { LaneConflictError, TickRefusedError, type LaneBook, type LanePlan } from './lanes.js';
 import type { TickerMetrics } from './metrics.js';
 
 export interface StoreResult {
@@ -28,8 +31,17 @@ export interface StoreResult {
 /** Called once per tick: stored (result) or given up on at close (error). */
 export type TickCallback = (error: Error | undefined, result: StoreResult | undefined) => void;
 
-/** Publishes one message with a message id and resolves with JetStream's ack; rejects on failure or timeout. */
-export type PublishFn = (subject: string, data: Uint8Array, msgId: string) => Promise<StoreResult>;
+/**
+ * Publishes one message with a message id (and, on a lane, the stream seq of
+ * the lane's last message, 0 for none) and resolves with JetStream's ack;
+ * rejects on failure or timeout, with LaneConflictError when the lane moved on.
+ */
+export type PublishFn = (
+  subject: string,
+  data: Uint8Array,
+  msgId: string,
+  expectedLastSubjectSeq?: number,
+) => Promise<StoreResult>;
 
 export interface PublisherOptions {
   partitions: number;
@@ -43,7 +55,12 @@ export interface PublisherOptions {
   logger?: Logger;
   /** For the jitter of retry delays (tests pass a fixed one). */
   random?: () => number;
+  /** The lane check (lanes.ts); without it, or while not enabled, batches go to `ticks.<partition>`. */
+  lanes?: { book: LaneBook; enabled: () => boolean };
 }
+
+/** Lane conflicts retried at once before the usual backoff applies. */
+const MAX_IMMEDIATE_CONFLICTS = 3;
 
 interface Entry {
   tick: Tick;
@@ -134,6 +151,7 @@ export class TickPublisher {
    * waiting for its publish or its backoff, and starts the backoff over.
    */
   private reconnected = new AbortController();
+  private readonly closeHooks: Array<() => void> = [];
 
   constructor(private readonly opts: PublisherOptions) {
     if (!Number.isInteger(opts.partitions) || opts.partitions < 1)
@@ -215,6 +233,11 @@ export class TickPublisher {
     previous.abort();
   }
 
+  /** Runs `f` when close() starts (timers of helpers the publisher owns). */
+  onClose(f: () => void): void {
+    this.closeHooks.push(f);
+  }
+
   /** Resolves when every queued tick has been stored. */
   async idle(): Promise<void> {
     await Promise.all(this.lanes.map((l) => l.waitForIdle()));
@@ -226,6 +249,7 @@ export class TickPublisher {
    * never reported stored, so their producers will resend them).
    */
   async close(drainMs: number): Promise<void> {
+    for (const f of this.closeHooks.splice(0)) f();
     this.accepting = false;
     for (const lane of this.lanes) lane.notifySpace();
     let timer: NodeJS.Timeout | undefined;
@@ -245,7 +269,6 @@ export class TickPublisher {
 
   private async run(lane: Lane): Promise<void> {
     const { metrics } = this.opts;
-    const subject = tickSubject(lane.partition);
     while (!this.abandoned) {
       if (lane.queue.length === 0) {
         await lane.waitForWork();
@@ -254,75 +277,126 @@ export class TickPublisher {
       const count = this.headRunLength(lane.queue);
       const batch: Tick[] = new Array<Tick>(count);
       for (let i = 0; i < count; i++) batch[i] = lane.queue.at(i)!.tick;
-      const first = batch[0]!;
-      const last = batch[count - 1]!;
-      const msgId = batchMessageId(first.producerId, lane.partition, first.producerSeq, last.producerSeq);
-      const data = encodeBatch(batch);
-
-      let result: StoreResult | undefined;
-      let reconnected = this.reconnected.signal;
-      for (let attempt = 0; !this.abandoned; attempt++) {
-        const started = performance.now();
-        metrics?.inFlight.inc();
-        try {
-          // Abandoning (end of close) does not wait for an in-flight publish: its ticks are
-          // failed as "not stored", which stays true to the producers even if it lands later.
-          // A publish sent before NATS came back (buffered while disconnected, or lost
-          // with the old server) is not waited for: retryNow() cuts it short and the same
-          // batch goes again at once. If the first one landed after all, JetStream
-          // answers the repeat as a duplicate of it.
-          const outcome = await this.publishOutcome(this.opts.publish(subject, data, msgId), reconnected);
-          if (outcome === RETRY_NOW) {
-            reconnected = this.reconnected.signal;
-            attempt = -1; // the loop's ++ makes it 0: the backoff starts over
-            continue;
-          }
-          result = outcome;
-          if (!result) break;
-          metrics?.publishSeconds.observe((performance.now() - started) / 1000);
-          lane.failing = false;
-          break;
-        } catch (err) {
-          lane.failing = true;
-          metrics?.publishFailures.inc();
-          const delay = this.retryDelay(attempt);
-          // First failure of an outage at warn, then every 10th, to keep logs readable.
-          if (attempt % 10 === 0) {
-            this.opts.logger?.warn(
-              {
-                err: err instanceof Error ? err.message : String(err),
-                partition: lane.partition,
-                msgId,
-                attempt,
-                retryInMs: delay,
-              },
-              'JetStream publish failed: retrying the same batch',
-            );
-          }
-          await sleep(delay, this.abandon.signal, reconnected);
-          if (reconnected.aborted) {
-            reconnected = this.reconnected.signal; // woken by retryNow(): retry now, then the shortest delays
-            attempt = -1;
-          }
-        } finally {
-          metrics?.inFlight.dec();
-        }
-      }
-      if (!result) break; // abandoned mid-retry: the close path fails what is left
+      const outcomes = await this.store(lane, batch);
+      if (!outcomes) break; // abandoned mid-retry: the close path fails what is left
 
       const entries = lane.queue.shift(count);
-      if (metrics) {
-        metrics.batchTicks.observe(count);
-        if (result.duplicate) metrics.duplicateBatches.inc();
-        else metrics.accepted.inc(count);
-      }
-      for (const e of entries) e.done?.(undefined, result);
+      metrics?.batchTicks.observe(count);
+      entries.forEach((e, i) => {
+        const o = outcomes[i]!;
+        if (o instanceof TickRefusedError) {
+          metrics?.reject(o.rejectReason);
+          e.done?.(o, undefined);
+        } else {
+          if (!o.duplicate) metrics?.accepted.inc();
+          e.done?.(undefined, o);
+        }
+      });
       lane.notifySpace();
     }
     const left = lane.queue.drain();
     const err = new PublisherClosedError();
     for (const e of left) e.done?.(err, undefined);
     lane.notifySpace();
+  }
+
+  /**
+   * Stores one head run: judged against its lane (lanes.ts) when lanes are on,
+   * then published, and retried with the same message id and the same ticks
+   * until JetStream stores them: never skipped, never overtaken. Resolves with
+   * one outcome per tick, or undefined when the publisher is abandoned.
+   */
+  private async store(lane: Lane, batch: Tick[]): Promise<Array<StoreResult | TickRefusedError> | undefined> {
+    const { metrics } = this.opts;
+    const lanes = this.opts.lanes?.enabled() ? this.opts.lanes.book : undefined;
+    const producerId = batch[0]!.producerId;
+    let reconnected = this.reconnected.signal;
+    let conflicts = 0;
+    for (let attempt = 0; !this.abandoned; attempt++) {
+      const started = performance.now();
+      metrics?.inFlight.inc();
+      let msgId = '';
+      try {
+        const plan: LanePlan = lanes
+          ? await lanes.plan(lane.partition, batch)
+          : { subject: tickSubject(lane.partition), expectedSubjectSeq: -1, verdicts: [] };
+        const toPublish = batch.filter((_, i) => plan.verdicts[i] === undefined);
+        let result: StoreResult | undefined;
+        if (toPublish.length > 0) {
+          const first = toPublish[0]!;
+          const last = toPublish.at(-1)!;
+          msgId = batchMessageId(producerId, lane.partition, first.producerSeq, last.producerSeq);
+          // Abandoning (end of close) does not wait for an in-flight publish: its ticks are
+          // failed as "not stored", which stays true to the producers even if it lands later.
+          // A publish sent before NATS came back (buffered while disconnected, or lost
+          // with the old server) is not waited for: retryNow() cuts it short and the same
+          // batch goes again at once. If the first one landed after all, JetStream
+          // answers the repeat as a duplicate of it (or, on a lane, the lane check does).
+          const outcome = await this.publishOutcome(
+            this.opts.publish(
+              plan.subject,
+              encodeBatch(toPublish),
+              msgId,
+              lanes ? plan.expectedSubjectSeq : undefined,
+            ),
+            reconnected,
+          );
+          if (outcome === RETRY_NOW) {
+            reconnected = this.reconnected.signal;
+            attempt = -1; // the loop's ++ makes it 0: the backoff starts over
+            continue;
+          }
+          if (!outcome) return undefined;
+          result = outcome;
+          metrics?.publishSeconds.observe((performance.now() - started) / 1000);
+          if (result.duplicate) metrics?.duplicateBatches.inc();
+          // A duplicate says nothing of the lane's newest message: read it again next time.
+          if (lanes && result.duplicate) lanes.forget(lane.partition, producerId);
+          else lanes?.stored(lane.partition, producerId, result.streamSeq, toPublish);
+        }
+        lane.failing = false;
+        return batch.map((_, i) => {
+          const v = plan.verdicts[i];
+          if (!v) return result!;
+          if (v.kind === 'refused') return v.error;
+          return { streamSeq: v.streamSeq, duplicate: true };
+        });
+      } catch (err) {
+        if (err instanceof LaneConflictError && lanes) {
+          // Another writer moved the lane on: read it again and judge the batch anew, at once
+          // (then with the usual backoff, should writers keep colliding).
+          lanes.forget(lane.partition, producerId);
+          if (++conflicts <= MAX_IMMEDIATE_CONFLICTS) {
+            attempt = -1;
+            continue;
+          }
+        }
+        lane.failing = !(err instanceof LaneConflictError);
+        metrics?.publishFailures.inc();
+        const delay = this.retryDelay(attempt);
+        // First failure of an outage at warn, then every 10th, to keep logs readable.
+        if (attempt % 10 === 0) {
+          this.opts.logger?.warn(
+            {
+              err: err instanceof Error ? err.message : String(err),
+              partition: lane.partition,
+              msgId,
+              attempt,
+              retryInMs: delay,
+            },
+            'JetStream publish failed: retrying the same batch',
+          );
+        }
+        await sleep(delay, this.abandon.signal, reconnected);
+        if (reconnected.aborted) {
+          reconnected = this.reconnected.signal; // woken by retryNow(): retry now, then the shortest delays
+          attempt = -1;
+        }
+      } finally {
+        metrics?.inFlight.dec();
+      }
+    }
+    return undefined;
   }
 
   /** Length of the head run: one producer, strictly increasing seq, at most maxBatchTicks. */

@@ -1,15 +1,24 @@
 // Opens the JetStream side of a ticker process from its configuration:
 // ensures the TICKS stream (retrying for a bounded time while JetStream is
-// still starting) and starts the TickPublisher on top of it.
+// still starting) and starts the TickPublisher on top of it, with the lane
+// check on as soon as the stream's readers take lanes.
 import { setTimeout as delay } from 'node:timers/promises';
 import { jetstream, jetstreamManager, JetStreamApiError } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '@tickmesh/kit';
 import type { JetStreamConfig } from './config.js';
 import { jetStreamPublishFn } from './jetstream-publish.js';
+import { jetStreamLaneReader } from './lane-reader.js';
+import { LaneReadiness } from './lane-readiness.js';
+import { LaneBook } from './lanes.js';
 import type { TickerMetrics } from './metrics.js';
 import { TickPublisher } from './tick-publisher.js';
 import { ensureTicksStream, type TicksStreamSettings } from './ticks-stream.js';
+
+/** Lane states a ticker keeps (a miss costs one read of the lane's last message). */
+const LANES_CACHED = 16_384;
+/** How often a ticker looks again whether the stream's readers take lanes. */
+const LANE_RECHECK_MS = 10_000;
 
 export function streamSettings(c: JetStreamConfig): TicksStreamSettings {
   return {
@@ -29,6 +38,8 @@ export async function openTickPublishing(opts: {
   logger?: Logger;
   /** How long to keep trying to set the stream up at start (default: NATS_CONNECT_TIMEOUT_MS). */
   setupTimeoutMs?: number;
+  /** How far ahead of its arrival a tick's event time may be (the ingest rule; 0 for the simulator). */
+  maxFutureMs?: number;
 }): Promise<TickPublisher> {
   const { nc, config, logger } = opts;
   const jsm = await jetstreamManager(nc, { timeout: config.PUBLISH_TIMEOUT_MS });
@@ -46,6 +57,12 @@ export async function openTickPublishing(opts: {
     }
   }
   const js = jetstream(nc, { timeout: config.PUBLISH_TIMEOUT_MS });
+  const readiness = new LaneReadiness(jsm, config.TICKS_STREAM, { recheckMs: LANE_RECHECK_MS, logger });
+  await readiness.start();
+  const book = new LaneBook(jetStreamLaneReader(jsm, config.TICKS_STREAM), {
+    maxLanes: LANES_CACHED,
+    maxFutureMs: opts.maxFutureMs ?? 0,
+  });
   const publisher = new TickPublisher({
     partitions: config.TICK_PARTITIONS,
     maxBatchTicks: config.PUBLISH_MAX_BATCH_TICKS,
@@ -61,7 +78,9 @@ export async function openTickPublishing(opts: {
     }),
     metrics: opts.metrics,
     logger,
+    lanes: { book, enabled: () => readiness.enabled },
   });
+  publisher.onClose(() => readiness.stop());
   // Back from a NATS outage: retry now what sleeps in its backoff (up to
   // PUBLISH_RETRY_MAX_MS otherwise). The loop ends when the connection closes.
   void (async () => {

@@ -27,6 +27,7 @@ export const REJECT_REASONS = [
   'bid_above_ask',
   'event_time_invalid',
   'event_time_future',
+  'event_time_too_old',
   'producer_id_invalid',
   'producer_seq_invalid',
   'seq_not_increasing',
