@@ -24,6 +24,7 @@ import { jetStreamPublishFn } from '../src/jetstream-publish.js';
 import { ProducerClient } from '../src/producer-client.js';
 import { TickGenerator } from '../src/tick-generator.js';
 import { TickPublisher } from '../src/tick-publisher.js';
+import { openLaneCheck } from '../src/tick-publishing.js';
 import { ensureTicksStream, type TicksStreamSettings } from '../src/ticks-stream.js';
 import { readStream } from '../test/support/stream-contents.js';
 
@@ -135,6 +136,8 @@ async function verify(nc: NatsConnection, stream: string, producerId: string, ex
 async function publisherRun(nc: NatsConnection): Promise<{ rate: number; detail: string }> {
   const jsm = await jetstreamManager(nc);
   await ensureTicksStream(jsm, settings('TICKS'));
+  // As the ticker runs it: every batch judged against its lane and published with the lane check.
+  const lanes = await openLaneCheck(jsm, 'TICKS', { maxFutureMs: 60_000 });
   const publisher = new TickPublisher({
     partitions: PARTITIONS,
     maxBatchTicks: BATCH,
@@ -146,7 +149,9 @@ async function publisherRun(nc: NatsConnection): Promise<{ rate: number; detail:
       stream: 'TICKS',
       timeoutMs: 10_000,
     }),
+    lanes,
   });
+  publisher.onClose(() => lanes.stop());
   const next = ticks('bench');
   let submitted = 0;
   const started = performance.now();

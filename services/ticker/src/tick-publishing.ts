@@ -3,7 +3,7 @@
 // still starting) and starts the TickPublisher on top of it, with the lane
 // check on as soon as the stream's readers take lanes.
 import { setTimeout as delay } from 'node:timers/promises';
-import { jetstream, jetstreamManager, JetStreamApiError } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '@tickmesh/kit';
 import type { JetStreamConfig } from './config.js';
@@ -57,12 +57,7 @@ export async function openTickPublishing(opts: {
     }
   }
   const js = jetstream(nc, { timeout: config.PUBLISH_TIMEOUT_MS });
-  const readiness = new LaneReadiness(jsm, config.TICKS_STREAM, { recheckMs: LANE_RECHECK_MS, logger });
-  await readiness.start();
-  const book = new LaneBook(jetStreamLaneReader(jsm, config.TICKS_STREAM), {
-    maxLanes: LANES_CACHED,
-    maxFutureMs: opts.maxFutureMs ?? 0,
-  });
+  const lanes = await openLaneCheck(jsm, config.TICKS_STREAM, { maxFutureMs: opts.maxFutureMs ?? 0, logger });
   const publisher = new TickPublisher({
     partitions: config.TICK_PARTITIONS,
     maxBatchTicks: config.PUBLISH_MAX_BATCH_TICKS,
@@ -78,13 +73,28 @@ export async function openTickPublishing(opts: {
     }),
     metrics: opts.metrics,
     logger,
-    lanes: { book, enabled: () => readiness.enabled },
+    lanes,
   });
-  publisher.onClose(() => readiness.stop());
+  publisher.onClose(() => lanes.stop());
   // Back from a NATS outage: retry now what sleeps in its backoff (up to
   // PUBLISH_RETRY_MAX_MS otherwise). The loop ends when the connection closes.
   void (async () => {
     for await (const s of nc.status()) if (s.type === 'reconnect') publisher.retryNow();
   })().catch(() => undefined);
   return publisher;
+}
+
+/** The lane check of a TickPublisher: on once the stream's readers take lanes (lane-readiness.ts). */
+export async function openLaneCheck(
+  jsm: JetStreamManager,
+  stream: string,
+  opts: { maxFutureMs: number; logger?: Logger },
+): Promise<{ book: LaneBook; enabled: () => boolean; stop: () => void }> {
+  const readiness = new LaneReadiness(jsm, stream, { recheckMs: LANE_RECHECK_MS, logger: opts.logger });
+  await readiness.start();
+  const book = new LaneBook(jetStreamLaneReader(jsm, stream), {
+    maxLanes: LANES_CACHED,
+    maxFutureMs: opts.maxFutureMs,
+  });
+  return { book, enabled: () => readiness.enabled, stop: () => readiness.stop() };
 }
