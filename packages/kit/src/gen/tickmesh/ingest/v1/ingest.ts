@@ -31,7 +31,10 @@ export interface PublishTickResponse {
   producerSeq: number;
   /** JetStream stream sequence of the message holding the tick. */
   streamSeq: number;
-  /** True when JetStream had already stored this message (a retried publish). */
+  /**
+   * True when this tick was stored before (a resend); stream_seq then names
+   * the message that holds it.
+   */
   duplicate: boolean;
 }
 
@@ -641,7 +644,11 @@ export type IngestServiceService = typeof IngestServiceService;
 export const IngestServiceService = {
   /**
    * Publishes one tick; returns when it is stored. producer_id and
-   * producer_seq may be left empty: the ticker assigns them.
+   * producer_seq may be left empty: the ticker assigns them. Calls of one
+   * producer that set producer_seq must be sequential: a seq at or below the
+   * producer's last stored one (on the symbol's partition) is refused with
+   * INVALID_ARGUMENT on tick.producer_seq, unless it is the same tick resent,
+   * which is answered with duplicate true.
    */
   publishTick: {
     path: "/tickmesh.ingest.v1.IngestService/PublishTick" as const,
@@ -656,7 +663,8 @@ export const IngestServiceService = {
    * Streams ticks with producer_id and strictly increasing producer_seq.
    * The server answers with cumulative acks ("stored through seq N") and
    * rejections. After a break, resend everything not yet acknowledged: it is
-   * applied once.
+   * applied once. Ticks stored before (by any call) are acknowledged, lower
+   * seqs rejected.
    */
   publishTicks: {
     path: "/tickmesh.ingest.v1.IngestService/PublishTicks" as const,
@@ -673,14 +681,19 @@ export const IngestServiceService = {
 export interface IngestServiceServer extends UntypedServiceImplementation {
   /**
    * Publishes one tick; returns when it is stored. producer_id and
-   * producer_seq may be left empty: the ticker assigns them.
+   * producer_seq may be left empty: the ticker assigns them. Calls of one
+   * producer that set producer_seq must be sequential: a seq at or below the
+   * producer's last stored one (on the symbol's partition) is refused with
+   * INVALID_ARGUMENT on tick.producer_seq, unless it is the same tick resent,
+   * which is answered with duplicate true.
    */
   publishTick: handleUnaryCall<PublishTickRequest, PublishTickResponse>;
   /**
    * Streams ticks with producer_id and strictly increasing producer_seq.
    * The server answers with cumulative acks ("stored through seq N") and
    * rejections. After a break, resend everything not yet acknowledged: it is
-   * applied once.
+   * applied once. Ticks stored before (by any call) are acknowledged, lower
+   * seqs rejected.
    */
   publishTicks: handleBidiStreamingCall<PublishTicksRequest, PublishTicksResponse>;
 }
@@ -688,7 +701,11 @@ export interface IngestServiceServer extends UntypedServiceImplementation {
 export interface IngestServiceClient extends Client {
   /**
    * Publishes one tick; returns when it is stored. producer_id and
-   * producer_seq may be left empty: the ticker assigns them.
+   * producer_seq may be left empty: the ticker assigns them. Calls of one
+   * producer that set producer_seq must be sequential: a seq at or below the
+   * producer's last stored one (on the symbol's partition) is refused with
+   * INVALID_ARGUMENT on tick.producer_seq, unless it is the same tick resent,
+   * which is answered with duplicate true.
    */
   publishTick(
     request: PublishTickRequest,
@@ -709,7 +726,8 @@ export interface IngestServiceClient extends Client {
    * Streams ticks with producer_id and strictly increasing producer_seq.
    * The server answers with cumulative acks ("stored through seq N") and
    * rejections. After a break, resend everything not yet acknowledged: it is
-   * applied once.
+   * applied once. Ticks stored before (by any call) are acknowledged, lower
+   * seqs rejected.
    */
   publishTicks(): ClientDuplexStream<PublishTicksRequest, PublishTicksResponse>;
   publishTicks(options: Partial<CallOptions>): ClientDuplexStream<PublishTicksRequest, PublishTicksResponse>;
