@@ -111,6 +111,14 @@ redis.call('DEL', KEYS[1])
 return 1
 `;
 
+// KEYS: lock, then the keys to delete; ARGV: token. The lock check and the
+// delete are one script: a rebuilder that stalled past its TTL must not
+// delete keys its successor has restored meanwhile.
+const CLEAR_LUA = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+return redis.call('DEL', unpack(KEYS, 2))
+`;
+
 // KEYS: lock; ARGV: token.
 const RELEASE_LUA = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -150,6 +158,7 @@ export class RedisStore {
   private readonly renewScript: ScriptFn;
   private readonly finishScript: ScriptFn;
   private readonly releaseScript: ScriptFn;
+  private readonly clearScript: ScriptFn;
   /** Bars read per interval for an apply: a superset of those the late bound lets change. */
   private readonly window: Record<Interval, number>;
 
@@ -165,10 +174,12 @@ export class RedisStore {
       redis.defineCommand('tmFinish', { lua: FINISH_LUA, numberOfKeys: 2 });
       redis.defineCommand('tmRelease', { lua: RELEASE_LUA, numberOfKeys: 1 });
     }
+    if (!r.tmClear) redis.defineCommand('tmClear', { lua: CLEAR_LUA });
     this.writeScript = r.tmWrite!.bind(redis);
     this.renewScript = r.tmRenew!.bind(redis);
     this.finishScript = r.tmFinish!.bind(redis);
     this.releaseScript = r.tmRelease!.bind(redis);
+    this.clearScript = r.tmClear!.bind(redis);
     this.window = {
       s: Math.ceil(opts.lateTickBoundMs / INTERVAL_MS.s) + 2,
       m: Math.ceil(opts.lateTickBoundMs / INTERVAL_MS.m) + 2,
@@ -352,8 +363,8 @@ export class RedisStore {
       cursor = next;
       const doomed = keys.filter((k) => k !== KEY.lock);
       if (doomed.length > 0) {
-        if ((await this.redis.get(KEY.lock)) !== token) throw new Error('rebuild lock lost');
-        await this.redis.del(...doomed);
+        const out = await this.clearScript(doomed.length + 1, KEY.lock, ...doomed, token);
+        if (Number(out) < 0) throw new Error('rebuild lock lost');
       }
     } while (cursor !== '0');
   }
