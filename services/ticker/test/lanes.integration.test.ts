@@ -5,6 +5,7 @@
 // were stored before, and each lane holds strictly increasing seqs.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { AckPolicy, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -37,6 +38,8 @@ function config(natsUrl: string, replica: string) {
     NATS_URL: natsUrl,
     NATS_CONNECT_TIMEOUT_MS: '10000',
     PUBLISH_TIMEOUT_MS: '2000',
+    // The shortest duplicate window: lanes must not need it.
+    TICKS_STREAM_DUPLICATE_WINDOW_MS: '1000',
     INGEST_UNARY_TIMEOUT_MS: '5000',
     INGEST_UNARY_PRODUCER_ID: `unary-${replica}`,
     SHUTDOWN_TIMEOUT_MS: '3000',
@@ -214,6 +217,27 @@ describe('lanes: one producer order, checked by the store', () => {
     // A tick between stored seqs (never sent) comes back as a rejection on the stream.
     const late = await publishStream(a, [tick(p, 1001)]);
     assert.deepEqual(late.rejected, [1001]);
+  });
+});
+
+describe('lanes: dedupe state no caller can flush', () => {
+  it("300 fresh producer ids on one symbol leave a real producer's resends deduplicated", async () => {
+    const [a, b] = clients as [IngestServiceClient, IngestServiceClient];
+    const real = 'real-producer';
+    const first = await publishStream(a, [tick(real, 100), tick(real, 101)]);
+    assert.equal(first.ackedThrough, 101);
+    // Before lanes, the price-cache kept 256 watermarks per symbol: a flood like this evicted
+    // the real producer's, and a re-batched resend (new message id) was stored and applied again.
+    const flood = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => publishTick(clients[i % 2]!, tick(`flood-${i}`, 1))),
+    );
+    assert.ok(flood.every((x) => 'ok' in x));
+    await sleep(1100); // past the duplicate window: only the lane recognises the resend
+    const resend = await publishStream(b, [tick(real, 101), tick(real, 102)]);
+    assert.deepEqual(resend.rejected, []);
+    assert.equal(resend.ackedThrough, 102);
+    const stored = ticksOf(await readStream(nc, 'TICKS'), real).map((t) => t.producerSeq);
+    assert.deepEqual(stored, [100, 101, 102], 'the resent tick is stored once');
   });
 });
 
