@@ -15,10 +15,7 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 # before the first process starts, restored by `down`.
 SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
 	kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
-FIXED_DIRS=(/var/log/pods /var/log/containers /var/lib/cni /sys/fs/cgroup/cpu/kubepods
-	/sys/fs/cgroup/cpuacct/kubepods /sys/fs/cgroup/cpuset/kubepods /sys/fs/cgroup/memory/kubepods
-	/sys/fs/cgroup/devices/kubepods /sys/fs/cgroup/freezer/kubepods /sys/fs/cgroup/blkio/kubepods
-	/sys/fs/cgroup/pids/kubepods /sys/fs/cgroup/systemd/kubepods)
+FIXED_DIRS=(/var/log/pods /var/log/containers /var/lib/cni)
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy coredns)
 
 pidfile() { printf '%s/%s.pid\n' "$RUN" "$1"; }
@@ -28,7 +25,8 @@ start() { # name command... : a background process inside the namespace, log in 
 	local name=$1
 	shift
 	running "$name" && return
-	in_ns setsid "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
+	# nsenter and setsid exec in turn: $! is the component's own pid
+	nsenter --net="/run/netns/$NETNS" setsid "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
 	echo $! >"$(pidfile "$name")"
 }
 
@@ -228,7 +226,7 @@ up() {
 	# places the kubelet and the CNI library use whatever their flags say: removed by
 	# `down` when `up` created them
 	if [[ ! -f $STATE/created.before ]]; then
-		for d in "${FIXED_DIRS[@]}"; do [[ -e $d ]] && echo "$d"; done >"$STATE/created.before" || true
+		for d in "${FIXED_DIRS[@]}" /run/netns /sys/fs/cgroup/*/kubepods; do [[ -e $d ]] && echo "$d"; done >"$STATE/created.before" || true
 	fi
 	network_up
 	pki
@@ -364,6 +362,22 @@ stop_one() {
 	rm -f "$(pidfile "$name")"
 }
 
+kill_ours() { # every process whose command line contains this path: TERM, then KILL
+	local pids=() p i
+	for p in /proc/[0-9]*; do
+		[[ ${p#/proc/} == "$$" ]] && continue
+		grep -qaF -- "$1" "$p/cmdline" 2>/dev/null && pids+=("${p#/proc/}")
+	done
+	((${#pids[@]})) || return 0
+	kill "${pids[@]}" 2>/dev/null || true
+	for ((i = 0; i < 40; i++)); do
+		kill -0 "${pids[@]}" 2>/dev/null || return 0
+		sleep 0.25
+	done
+	kill -9 "${pids[@]}" 2>/dev/null || true
+	sleep 0.5
+}
+
 unmount_under() { # every mount below a directory, deepest first
 	local dir=$1
 	awk -v d="$dir" '$2 == d || index($2, d "/") == 1 {print $2}' /proc/self/mounts | sort -r |
@@ -374,6 +388,7 @@ down() {
 	need_root
 	log "stopping the cluster"
 	for c in kubelet kube-proxy kube-scheduler kube-controller-manager coredns; do stop_one "$c"; done
+	kill_ours "$BIN/kube"
 	if running containerd; then
 		# every container and sandbox through containerd: tasks killed, then removed
 		local ids id
@@ -383,12 +398,23 @@ down() {
 		for id in $ids; do ctr --address "$CONTAINERD_SOCK" -n k8s.io tasks rm -f "$id" >/dev/null 2>&1 || true; done
 	fi
 	stop_one containerd
-	# shims of this containerd (found by its socket path in their command line)
-	for p in /proc/[0-9]*; do
-		if grep -qaF -- "$RUN/containerd" "$p/cmdline" 2>/dev/null; then kill -9 "${p#/proc/}" 2>/dev/null || true; fi
-	done
+	kill_ours "$STATE/containerd.toml"
+	# shims of this containerd (their command line names its socket)
+	kill_ours "$RUN/containerd"
+	# container processes that outlived their shims: those in the pod cgroups `up` created
+	if [[ -f $STATE/created.before ]] && ! grep -q kubepods "$STATE/created.before"; then
+		local left
+		left=$(find /sys/fs/cgroup/memory/kubepods -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u)
+		if [[ -n $left ]]; then
+			kill -9 $left 2>/dev/null || true
+			sleep 1
+		fi
+	fi
 	stop_one kube-apiserver
 	stop_one etcd
+	# and whatever outlived its pid file: every process naming this cluster's files
+	kill_ours "$BIN/"
+	kill_ours "$STATE/"
 	bash "$ROOT/deploy/k8s-local/images.sh" stop
 	unmount_under "$STATE"
 	unmount_under "$RUN"
@@ -401,20 +427,26 @@ down() {
 	ip netns list | grep -qw "$NETNS" && ip netns delete "$NETNS"
 	if [[ -f $STATE/created.before ]]; then
 		for d in "${FIXED_DIRS[@]}"; do
-			grep -qxF "$d" "$STATE/created.before" && continue
-			[[ -e $d ]] || continue
-			if [[ $d == /sys/fs/cgroup/* ]]; then
-				# cgroups go leaf first, with rmdir (their files cannot be deleted)
-				find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
-			else
-				rm -rf "$d"
-			fi
+			grep -qxF "$d" "$STATE/created.before" || rm -rf "$d"
 		done
+		# `ip netns add` made /run/netns a mount point; gone when `up` made it and it is empty
+		if ! grep -qxF /run/netns "$STATE/created.before" && [[ -z $(ls -A /run/netns 2>/dev/null) ]]; then
+			umount /run/netns 2>/dev/null || true
+			rmdir /run/netns 2>/dev/null || true
+		fi
+		if ! grep -q kubepods "$STATE/created.before"; then
+			# pod cgroups go leaf first, with rmdir; a cgroup stays busy for a moment after
+			# its last process died
+			for _ in $(seq 1 20); do
+				compgen -G '/sys/fs/cgroup/*/kubepods' >/dev/null || break
+				for d in /sys/fs/cgroup/*/kubepods; do find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true; done
+				sleep 1
+			done
+			if compgen -G '/sys/fs/cgroup/*/kubepods' >/dev/null; then
+				log "warning: pod cgroups left: $(echo /sys/fs/cgroup/*/kubepods)"
+			fi
+		fi
 	fi
-	ip link show "$VETH_HOST" >/dev/null 2>&1 && ip link delete "$VETH_HOST"
-	ip route del "$SERVICE_CIDR" 2>/dev/null || true
-	ip route del "$POD_CIDR" 2>/dev/null || true
-	ip route del blackhole "$CLUSTER_RANGE" metric 4000 2>/dev/null || true
 	if [[ -f $STATE/sysctl.saved ]]; then
 		while IFS= read -r kv; do
 			[[ $(sysctl -n "${kv%%=*}") == "${kv#*=}" ]] || sysctl -qw "$kv"

@@ -122,7 +122,8 @@ stop() {
 	fi
 	rm -f "$RUN/docker.pid"
 	# dockerd leaves its exec root mounted when it dies hard
-	grep -o " $RUN/docker-exec[^ ]*" /proc/self/mounts | sort -r | while read -r m; do umount -l "$m" || true; done
+	awk -v d="$RUN/docker-exec" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r |
+		while read -r m; do umount -l "$m" || true; done
 	rm -rf "$RUN/docker-exec" "$DOCKER_SOCK"
 }
 
