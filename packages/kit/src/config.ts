@@ -68,6 +68,16 @@ export function loadConfig<S extends ConfigSpec>(service: string, spec: S): Conf
   }
 }
 
+/**
+ * A configuration that contradicts what the system already stored (found
+ * after start, e.g. the partition count of the tick stream): the same exit as
+ * loadConfig, status 2, as one line naming the problem.
+ */
+export function exitOnConfigError(service: string, err: ConfigError): never {
+  process.stderr.write(`${service}: invalid configuration: ${err.problems.join('; ')}\n`);
+  process.exit(2);
+}
+
 /** Markdown table of the variables: the source of docs/configuration.md. */
 export function describeConfig(service: string, spec: ConfigSpec): string {
   const rows = Object.entries(spec).map(

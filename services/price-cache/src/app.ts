@@ -9,6 +9,7 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import {
+  ConfigError,
   redisCheck,
   natsCheck,
   defaultInstrument,
@@ -31,7 +32,7 @@ import { PriceServiceHandlers, registerPriceService } from './price-service.js';
 import { Rebuilder } from './rebuild.js';
 import { makeDayOf, type ReducerContext } from './reducer.js';
 import { RedisStore } from './redis-store.js';
-import { TickStream } from './tick-stream.js';
+import { PARTITIONS_METADATA_KEY, TickStream } from './tick-stream.js';
 
 /** Checks whose last result gates reads (with the cache state). */
 const DEPENDENCIES = ['redis', 'nats', 'ticks-stream'] as const;
@@ -45,6 +46,11 @@ export interface PriceCacheDeps {
   universe: Universe;
   /** Identifies this replica in locks and logs. */
   id?: string;
+  /**
+   * Called when the configuration contradicts the stream (another partition
+   * count); main.ts exits 2. Without it the replica logs and stays not ready.
+   */
+  onConfigError?: (err: ConfigError) => void;
 }
 
 export interface PriceCache {
@@ -138,6 +144,7 @@ export function createPriceCache(deps: PriceCacheDeps): PriceCache {
 
   let stopped = false;
   let setupDone = false;
+  let misconfigured: string | undefined;
   let subscription: Subscription | undefined;
   const consumers: PartitionConsumer[] = [];
   let sampler: NodeJS.Timeout | undefined;
@@ -159,6 +166,7 @@ export function createPriceCache(deps: PriceCacheDeps): PriceCache {
     },
   });
   const cacheProblem = (): string | undefined => {
+    if (misconfigured) return misconfigured;
     if (!setupDone) return 'waiting for the tick stream';
     const epoch = epochs.current();
     if (epoch === undefined)
@@ -219,7 +227,19 @@ export function createPriceCache(deps: PriceCacheDeps): PriceCache {
     let logged = false;
     while (!stopped) {
       try {
-        if (await tickStream.exists()) {
+        const facts = await tickStream.facts();
+        if (facts) {
+          if (facts.partitions !== undefined && facts.partitions !== config.TICK_PARTITIONS) {
+            const err = new ConfigError([
+              `TICK_PARTITIONS=${config.TICK_PARTITIONS} but stream ${config.TICKS_STREAM} is partitioned ` +
+                `${facts.partitions} ways (metadata ${PARTITIONS_METADATA_KEY}=${facts.partitions}); ` +
+                `use ${facts.partitions} or change the count (docs/operations.md)`,
+            ]);
+            misconfigured = err.problems[0];
+            logger.fatal({ problem: misconfigured }, 'partition count differs from the stream');
+            deps.onConfigError?.(err);
+            return;
+          }
           await tickStream.ensureConsumers(config.TICK_PARTITIONS, {
             prefix: config.CONSUMER_PREFIX,
             ackWaitMs: config.CONSUMER_ACK_WAIT_MS,
@@ -339,7 +359,7 @@ export function createPriceCache(deps: PriceCacheDeps): PriceCache {
       })().catch(() => undefined);
       setup()
         .then(() => {
-          if (stopped) return;
+          if (stopped || misconfigured) return;
           startBackground();
           resolveSetUp();
         })

@@ -8,6 +8,7 @@ import {
   createServiceKit,
   serveGrpc,
   runMain,
+  exitOnConfigError,
 } from '@tickmesh/kit';
 import type { Logger } from '@tickmesh/kit';
 import { createPriceCache } from './app.js';
@@ -30,7 +31,15 @@ runMain(
     const universe = loadUniverse(config.MARKET);
     const nc = await connectNats({ url: config.NATS_URL, name: 'price-cache', logger });
     const redis = connectRedis(config.REDIS_URL, logger, 'price-cache');
-    const app = createPriceCache({ config, nc, redis, logger, registry: kit.registry, universe });
+    const app = createPriceCache({
+      config,
+      nc,
+      redis,
+      logger,
+      registry: kit.registry,
+      universe,
+      onConfigError: (err) => exitOnConfigError('price-cache', err),
+    });
     await serveGrpc({
       kit,
       config,

@@ -18,6 +18,19 @@ import { partitionSubjects } from '@tickmesh/kit';
 
 const nanos = (ms: number) => ms * 1_000_000;
 
+/** Stream metadata key holding the partition count (written by the ticker's ensureTicksStream). */
+export const PARTITIONS_METADATA_KEY = 'tickmesh.partitions';
+
+/** What the price-cache needs to know about the stream itself. */
+export interface StreamFacts {
+  /** When the stream was created: a re-created stream has another value. */
+  created: string;
+  firstSeq: number;
+  lastSeq: number;
+  /** The partition count stored in its metadata (undefined: a stream made before it was stored). */
+  partitions: number | undefined;
+}
+
 export interface ConsumerSettings {
   prefix: string;
   ackWaitMs: number;
@@ -55,6 +68,23 @@ export class TickStream {
       return true;
     } catch (err) {
       if (err instanceof JetStreamApiError && err.code === 10059) return false;
+      throw err;
+    }
+  }
+
+  /** The stream's identity, bounds and stored partition count; undefined when it does not exist. */
+  async facts(): Promise<StreamFacts | undefined> {
+    try {
+      const info = await (await this.jsm()).streams.info(this.stream);
+      const stored = info.config.metadata?.[PARTITIONS_METADATA_KEY];
+      return {
+        created: info.created,
+        firstSeq: info.state.first_seq,
+        lastSeq: info.state.last_seq,
+        partitions: stored === undefined ? undefined : Number(stored),
+      };
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === 10059) return undefined;
       throw err;
     }
   }

@@ -5,7 +5,9 @@
 import { hostname } from 'node:os';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
+  ConfigError,
   connectNats,
+  exitOnConfigError,
   natsCheck,
   withTimeout,
   loadUniverse,
@@ -57,6 +59,8 @@ export async function startIngestApp(
     });
   } catch (err) {
     await nc.close();
+    // The stream holds another partition count: bad configuration, one line, exit 2.
+    if (err instanceof ConfigError) exitOnConfigError('ticker', err);
     throw err;
   }
   const connection = trackConnection(nc);

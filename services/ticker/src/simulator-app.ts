@@ -6,7 +6,9 @@ import { basename } from 'node:path';
 import { randomInt } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
+  ConfigError,
   connectNats,
+  exitOnConfigError,
   natsCheck,
   HealthMonitor,
   withTimeout,
@@ -74,6 +76,8 @@ export async function startSimulatorApp(
     publisher = await openTickPublishing({ nc, config, metrics: tickerMetrics, logger });
   } catch (err) {
     await nc.close();
+    // The stream holds another partition count: bad configuration, one line, exit 2.
+    if (err instanceof ConfigError) exitOnConfigError('simulator', err);
     throw err;
   }
   const health = new HealthMonitor({

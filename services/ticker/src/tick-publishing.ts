@@ -5,7 +5,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { jetstream, jetstreamManager, JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { Logger } from '@tickmesh/kit';
+import { ConfigError, type Logger } from '@tickmesh/kit';
 import type { JetStreamConfig } from './config.js';
 import { jetStreamPublishFn } from './jetstream-publish.js';
 import { jetStreamLaneReader } from './lane-reader.js';
@@ -28,6 +28,7 @@ export function streamSettings(c: JetStreamConfig): TicksStreamSettings {
     maxBytes: c.TICKS_STREAM_MAX_BYTES,
     duplicateWindowMs: c.TICKS_STREAM_DUPLICATE_WINDOW_MS,
     maxMsgSize: c.TICKS_STREAM_MAX_MSG_SIZE,
+    partitions: c.TICK_PARTITIONS,
   };
 }
 
@@ -50,8 +51,9 @@ export async function openTickPublishing(opts: {
       await ensureTicksStream(jsm, settings, logger);
       break;
     } catch (err) {
-      // JetStream answered with an error (overlapping subjects, bad replicas): retrying cannot help.
-      if (err instanceof JetStreamApiError || Date.now() >= deadline) throw err;
+      // JetStream answered with an error (overlapping subjects, bad replicas), or the
+      // stream holds another partition count: retrying cannot help.
+      if (err instanceof JetStreamApiError || err instanceof ConfigError || Date.now() >= deadline) throw err;
       logger?.warn({ err: String(err), attempt }, 'cannot set up the ticks stream yet: retrying');
       await delay(Math.min(2000, 200 * attempt));
     }

@@ -1,7 +1,10 @@
 // The TICKS stream, created or updated idempotently when a ticker process
 // starts: created when absent, updated when an updatable setting differs,
 // never deleted or recreated (it is the source of truth the price-cache
-// rebuilds from).
+// rebuilds from). The partition count is part of the stream: stored in its
+// metadata when the stream is created (or by the first ticker that starts on
+// a stream made before it was), and a ticker configured for another count
+// refuses to start.
 import {
   DiscardPolicy,
   JetStreamApiCodes,
@@ -13,9 +16,15 @@ import {
   type StreamUpdateConfig,
 } from '@nats-io/jetstream';
 import type { Logger } from '@tickmesh/kit';
-import { TICK_SUBJECT_PREFIX } from '@tickmesh/kit';
+import { ConfigError, TICK_SUBJECT_PREFIX } from '@tickmesh/kit';
 
 export const TICKS_SUBJECTS = `${TICK_SUBJECT_PREFIX}.>`;
+
+/** Stream metadata key holding the partition count (the price-cache reads the same key). */
+export const PARTITIONS_METADATA_KEY = 'tickmesh.partitions';
+
+/** TICK_PARTITIONS differs from the count the stream was made for: bad configuration. */
+export class PartitionCountMismatchError extends ConfigError {}
 
 export interface TicksStreamSettings {
   name: string;
@@ -26,6 +35,8 @@ export interface TicksStreamSettings {
   maxBytes: number;
   duplicateWindowMs: number;
   maxMsgSize: number;
+  /** TICK_PARTITIONS, stored in the stream's metadata and checked against it (omitted: neither). */
+  partitions?: number;
 }
 
 const NS_PER_MS = 1_000_000;
@@ -43,7 +54,21 @@ export function desiredStreamConfig(s: TicksStreamSettings): Partial<StreamConfi
     max_msg_size: s.maxMsgSize,
     duplicate_window: s.duplicateWindowMs * NS_PER_MS,
     num_replicas: s.replicas,
+    ...(s.partitions === undefined ? {} : { metadata: { [PARTITIONS_METADATA_KEY]: String(s.partitions) } }),
   };
+}
+
+/**
+ * Why a stream cannot be used with this partition count, or undefined. A
+ * stream without the key (made by an older ticker) is fine: it gets it.
+ */
+export function partitionCountProblem(existing: StreamConfig, partitions: number): string | undefined {
+  const stored = existing.metadata?.[PARTITIONS_METADATA_KEY];
+  if (stored === undefined || stored === String(partitions)) return undefined;
+  return (
+    `TICK_PARTITIONS=${partitions} but stream ${existing.name} is partitioned ${stored} ways ` +
+    `(metadata ${PARTITIONS_METADATA_KEY}=${stored}); use ${stored} or change the count (docs/operations.md)`
+  );
 }
 
 export interface StreamPlan {
@@ -75,6 +100,12 @@ export function planStreamUpdate(existing: StreamConfig, desired: Partial<Stream
       (update as Record<string, unknown>)[key] = desired[key];
     }
   }
+  // Add our metadata keys, keep everyone else's (keys starting with _nats are the server's own).
+  const wanted = Object.entries(desired.metadata ?? {});
+  if (wanted.some(([k, v]) => existing.metadata?.[k] !== v)) {
+    const kept = Object.entries(existing.metadata ?? {}).filter(([k]) => !k.startsWith('_nats'));
+    (update as Record<string, unknown>).metadata = Object.fromEntries([...kept, ...wanted]);
+  }
   for (const key of ['storage', 'retention'] as const) {
     if (desired[key] !== undefined && existing[key] !== desired[key]) {
       warnings.push(
@@ -87,7 +118,11 @@ export function planStreamUpdate(existing: StreamConfig, desired: Partial<Stream
 
 export type EnsureOutcome = 'created' | 'updated' | 'unchanged';
 
-/** Creates the stream when absent, updates it when different, never deletes it. */
+/**
+ * Creates the stream when absent, updates it when different, never deletes
+ * it. Throws PartitionCountMismatchError when the stream was made for another
+ * partition count.
+ */
 export async function ensureTicksStream(
   jsm: JetStreamManager,
   settings: TicksStreamSettings,
@@ -109,6 +144,10 @@ export async function ensureTicksStream(
         if (attempt === 0 && isAlreadyInUse(addErr)) continue;
         throw addErr;
       }
+    }
+    if (settings.partitions !== undefined) {
+      const problem = partitionCountProblem(existing, settings.partitions);
+      if (problem) throw new PartitionCountMismatchError([problem]);
     }
     const plan = planStreamUpdate(existing, desired);
     for (const w of plan.warnings) logger?.warn({ stream: settings.name }, `ticks stream: ${w}`);

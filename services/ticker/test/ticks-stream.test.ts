@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { StreamConfig } from '@nats-io/jetstream';
-import { desiredStreamConfig, planStreamUpdate, TICKS_SUBJECTS } from '../src/ticks-stream.js';
+import {
+  desiredStreamConfig,
+  partitionCountProblem,
+  planStreamUpdate,
+  PARTITIONS_METADATA_KEY,
+  TICKS_SUBJECTS,
+} from '../src/ticks-stream.js';
 
 const settings = {
   name: 'TICKS',
@@ -45,5 +51,34 @@ describe('TICKS stream settings', () => {
     });
     assert.equal(plan.warnings.length, 1);
     assert.match(plan.warnings[0]!, /storage/);
+  });
+});
+
+describe('the partition count in the stream metadata', () => {
+  const withCount = { ...settings, partitions: 8 };
+
+  it('is stored when the stream is created', () => {
+    assert.deepEqual(desiredStreamConfig(withCount).metadata, { [PARTITIONS_METADATA_KEY]: '8' });
+  });
+
+  it('is added to a stream made before it was, keeping metadata others set', () => {
+    const d = desiredStreamConfig(withCount);
+    const existing = {
+      ...desiredStreamConfig(settings),
+      metadata: { owner: 'ops', '_nats.ver': '2.12.15' },
+    } as unknown as StreamConfig;
+    const plan = planStreamUpdate(existing, d);
+    assert.deepEqual(plan.update, { metadata: { owner: 'ops', [PARTITIONS_METADATA_KEY]: '8' } });
+    assert.equal(partitionCountProblem(existing, 8), undefined);
+  });
+
+  it('another count is refused in one line naming both values', () => {
+    const existing = desiredStreamConfig({ ...settings, partitions: 4 }) as StreamConfig;
+    const problem = partitionCountProblem(existing, 8);
+    assert.ok(problem);
+    assert.doesNotMatch(problem, /\n/);
+    assert.match(problem, /TICK_PARTITIONS=8/);
+    assert.match(problem, /partitioned 4 ways/);
+    assert.equal(partitionCountProblem(existing, 4), undefined);
   });
 });
