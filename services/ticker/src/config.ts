@@ -3,6 +3,7 @@
 import {
   bool,
   commonConfig,
+  grpcClientConfig,
   grpcServerConfig,
   int,
   jwtConfig,
@@ -103,6 +104,34 @@ export const jetstreamConfig = {
   },
 } satisfies ConfigSpec;
 
+/** host:port, optionally dns:/// first (several addresses behind one name, round robin). */
+const ADDRESS = /^(dns:\/\/\/)?([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$/;
+
+/** Daily price bands: the previous close comes from the price-cache (docs/ingest.md#price-bands). */
+export const priceBandConfig = {
+  // TLS and service JWTs for the calls to PriceService.
+  ...grpcClientConfig,
+  PRICE_CACHE_ADDRESS: {
+    schema: str().refine((s) => {
+      if (s === '') return true;
+      const m = ADDRESS.exec(s);
+      return m !== null && Number(m[4]) >= 1 && Number(m[4]) <= 65535;
+    }, 'must be host:port or dns:///host:port, or empty'),
+    default: '',
+    doc: "PriceService (price-cache) whose quotes give each instrument's previous close for the daily price band; empty: no price bands (a warning at start)",
+  },
+  GRPC_UNARY_DEADLINE_MS: {
+    schema: int(50, 60_000),
+    default: '1000',
+    doc: 'Deadline of one GetQuote to the price-cache (a reference lookup for the price band)',
+  },
+  PRICE_BAND_RECHECK_MS: {
+    schema: int(100, 600_000),
+    default: '1000',
+    doc: "How long a provisional band reference (the previous day's last price before today's first tick is applied, or the market file's price) is used before the price-cache is asked again",
+  },
+} satisfies ConfigSpec;
+
 /** The ingest API (services/ticker/src/main.ts). */
 export const ingestConfigSpec = {
   ...commonConfig,
@@ -150,6 +179,7 @@ export const ingestConfigSpec = {
     default: '',
     doc: 'Producer id given to unary ticks sent without one (default unary-<hostname>)',
   },
+  ...priceBandConfig,
 } satisfies ConfigSpec;
 
 /** The feed simulator (services/ticker/src/simulator-main.ts). */
@@ -187,6 +217,8 @@ export const simulatorConfigSpec = {
     default: '',
     doc: 'Producer id of the simulated ticks (default sim-<market>)',
   },
+  ...jwtConfig,
+  ...priceBandConfig,
 } satisfies ConfigSpec;
 
 export type JetStreamConfig = ConfigOf<typeof jetstreamConfig>;
@@ -218,8 +250,15 @@ export function jetstreamConfigProblems(c: JetStreamConfig): string[] {
   return problems;
 }
 
+/** A service JWT is signed with GRPC_JWT_SECRET: sending one needs it. */
+function priceBandProblems(c: ConfigOf<typeof priceBandConfig> & { GRPC_JWT_SECRET: string }): string[] {
+  return c.GRPC_CLIENT_SEND_JWT && c.PRICE_CACHE_ADDRESS !== '' && c.GRPC_JWT_SECRET.length < 32
+    ? ['GRPC_CLIENT_SEND_JWT=true needs GRPC_JWT_SECRET (at least 32 characters) to sign its calls']
+    : [];
+}
+
 export function ingestConfigProblems(c: IngestConfig): string[] {
-  const problems = jetstreamConfigProblems(c);
+  const problems = [...jetstreamConfigProblems(c), ...priceBandProblems(c)];
   const idProblem =
     c.INGEST_UNARY_PRODUCER_ID === '' ? undefined : producerIdProblem(c.INGEST_UNARY_PRODUCER_ID);
   if (idProblem)
@@ -228,7 +267,7 @@ export function ingestConfigProblems(c: IngestConfig): string[] {
 }
 
 export function simulatorConfigProblems(c: SimulatorConfig): string[] {
-  const problems = jetstreamConfigProblems(c);
+  const problems = [...jetstreamConfigProblems(c), ...priceBandProblems(c)];
   if (c.SIM_MIN_INTERVAL_MS > c.SIM_MAX_INTERVAL_MS) {
     problems.push(
       `SIM_MIN_INTERVAL_MS=${c.SIM_MIN_INTERVAL_MS} must be <= SIM_MAX_INTERVAL_MS=${c.SIM_MAX_INTERVAL_MS}`,

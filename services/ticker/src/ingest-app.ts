@@ -21,6 +21,7 @@ import { INGEST_SERVICE_NAME, IngestService } from './ingest-service.js';
 import { TickerMetrics } from './metrics.js';
 import { trackConnection } from './nats-connection-state.js';
 import { SeqAllocator, toProducerId } from './producer-ids.js';
+import { openReferencePrices } from './reference-prices.js';
 import { openTickPublishing } from './tick-publishing.js';
 import type { TickPublisher } from './tick-publisher.js';
 
@@ -64,11 +65,17 @@ export async function startIngestApp(
     throw err;
   }
   const connection = trackConnection(nc);
+  const bands = openReferencePrices(config, universe, 'ticker', logger);
   const ingest = new IngestService({
     publisher,
     metrics,
     logger,
-    rules: { universe, openMode: config.INGEST_OPEN_MODE, maxFutureMs: config.INGEST_MAX_FUTURE_MS },
+    rules: {
+      universe,
+      openMode: config.INGEST_OPEN_MODE,
+      maxFutureMs: config.INGEST_MAX_FUTURE_MS,
+      priceBands: bands?.prices,
+    },
     // Requests fail fast while NATS is disconnected or the last publish failed; readiness
     // (the health check) says the same to Kubernetes, on its own schedule.
     isAvailable: () => connection.connected() && !publisher.failing,
@@ -93,6 +100,7 @@ export async function startIngestApp(
       // Streams are ended by now; what is queued gets a bounded chance to be stored.
       { name: 'tick publisher', run: () => publisher.close(Math.min(5000, config.SHUTDOWN_TIMEOUT_MS / 2)) },
       { name: 'nats', run: () => closeNats(nc) },
+      { name: 'price-cache client', run: () => bands?.close() },
     ],
   });
   logger.info(

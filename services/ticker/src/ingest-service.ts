@@ -15,7 +15,7 @@ import type { TickerMetrics } from './metrics.js';
 import { producerIdProblem, type SeqAllocator } from './producer-ids.js';
 import { PublishTicksSession } from './publish-ticks-session.js';
 import type { StoreResult, TickPublisher } from './tick-publisher.js';
-import { validateTick, type RejectReason, type ValidationRules } from './tick-validation.js';
+import { bandProblem, validateTick, type RejectReason, type ValidationRules } from './tick-validation.js';
 
 export const INGEST_SERVICE_NAME = 'tickmesh.ingest.v1.IngestService';
 
@@ -72,6 +72,9 @@ export class IngestService {
     }
     const result = validateTick(tick, this.opts.rules);
     if (!result.ok) this.refuse(result.problem.field, result.problem.reason, result.problem.message);
+    let band = bandProblem(result.tick, result.instrument, this.opts.rules);
+    if (band instanceof Promise) band = await band; // only when the reference is not cached
+    if (band) this.refuse(band.field, band.reason, band.message);
     if (!this.opts.isAvailable())
       throw new UnavailableError('NATS JetStream is unavailable: tick not stored, retry later');
 

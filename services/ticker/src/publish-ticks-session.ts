@@ -16,7 +16,7 @@ import type { TickerMetrics } from './metrics.js';
 import { producerIdProblem } from './producer-ids.js';
 import type { TickPublisher } from './tick-publisher.js';
 import { TickRefusedError } from './lanes.js';
-import { validateTick, type RejectReason, type ValidationRules } from './tick-validation.js';
+import { bandProblem, validateTick, type RejectReason, type ValidationRules } from './tick-validation.js';
 
 export interface SessionOptions {
   publisher: TickPublisher;
@@ -158,6 +158,17 @@ export class PublishTicksSession {
       const p = result.problem;
       return this.reject(seq, p.field, p.reason, p.message, true, signal);
     }
+    let band;
+    try {
+      band = bandProblem(result.tick, result.instrument, this.opts.rules);
+      if (band instanceof Promise) band = await band; // only when the reference is not cached
+    } catch (err) {
+      // No reference for today (price-cache unreachable): the tick cannot be judged, so the
+      // stream ends with UNAVAILABLE and the producer resends from its last ack.
+      this.fail(err instanceof UnavailableError ? err : new UnavailableError('price band cannot be checked'));
+      return;
+    }
+    if (band) return this.reject(seq, band.field, band.reason, band.message, true, signal);
     const entry = this.tracker.track(seq)!; // room was checked above
     const done = (err: Error | undefined) => this.completed(entry, err);
     const publisher = this.opts.publisher;

@@ -2,7 +2,10 @@
 // a reason (INVALID_ARGUMENT for the unary call, a Rejection on the stream)
 // and never reaches JetStream. A good tick comes back normalized: prices as
 // the clean double of their decimal, a zero event time replaced by "now".
+// The price band (bandProblem) comes after: it may need a price-cache lookup.
 import type { Tick } from '@tickmesh/kit/proto';
+import type { ReferencePrices } from './reference-prices.js';
+import { outsideBand } from './price-band.js';
 import {
   fromUnits,
   isOnTick,
@@ -32,6 +35,7 @@ export const REJECT_REASONS = [
   'producer_seq_invalid',
   'seq_not_increasing',
   'producer_changed',
+  'price_outside_band',
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
@@ -57,6 +61,8 @@ export interface ValidationRules {
   /** How far in the future an event time may be. */
   maxFutureMs: number;
   now?: () => number;
+  /** Today's price bands (references from the price-cache); undefined: no band check. */
+  priceBands?: ReferencePrices;
 }
 
 export type ValidationResult =
@@ -158,4 +164,35 @@ function priceProblem(
 /** The double nearest to the price's decimal, so it prints exactly (60.550000000001 -> 60.55). */
 function normalize(value: number, instrument: Instrument): number {
   return fromUnits(toUnits(value, instrument.decimals), instrument.decimals);
+}
+
+/**
+ * The daily price band of a validated tick: price, bid and ask must lie within
+ * today's limits of its instrument. Synchronous when the instrument has no band
+ * or its reference is cached; otherwise it waits for one price-cache lookup.
+ * Rejects with UnavailableError when no reference for today can be had.
+ */
+export function bandProblem(
+  tick: Tick,
+  instrument: Instrument,
+  rules: ValidationRules,
+): TickProblem | undefined | Promise<TickProblem | undefined> {
+  if (!rules.priceBands || !instrument.priceBand) return undefined;
+  const limits = rules.priceBands.limits(instrument);
+  if (limits instanceof Promise) return limits.then((l) => problemOutside(tick, instrument, l));
+  return problemOutside(tick, instrument, limits);
+}
+
+function problemOutside(
+  tick: Tick,
+  instrument: Instrument,
+  limits: Parameters<typeof outsideBand>[2],
+): TickProblem | undefined {
+  for (const field of ['price', 'bid', 'ask'] as const) {
+    const value = tick[field];
+    if (value === undefined) continue;
+    const message = outsideBand(value, instrument, limits);
+    if (message) return { field: `tick.${field}`, reason: 'price_outside_band', message };
+  }
+  return undefined;
 }

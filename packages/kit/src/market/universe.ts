@@ -1,5 +1,6 @@
 // A market's universe file: its instruments (symbol, name, reference price,
-// tick size) and its trading session. Validated when loaded.
+// tick size), its trading session and its daily price band rule. Validated
+// when loaded.
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { kitPath } from '../paths.js';
@@ -8,6 +9,15 @@ import type { SessionSpec } from './session.js';
 import { SYMBOL_PATTERN } from './symbols.js';
 
 const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be HH:MM');
+
+// Whole hundredths of a percent, so the limits are exact integer arithmetic.
+const PriceBandFile = z.object({
+  percent: z
+    .number()
+    .gt(0)
+    .max(100)
+    .refine((p) => Math.abs(p * 100 - Math.round(p * 100)) < 1e-9, 'must have at most two decimals'),
+});
 
 const UniverseFile = z.object({
   market: z.string().min(1),
@@ -26,6 +36,8 @@ const UniverseFile = z.object({
     close: hhmm,
     days: z.array(z.number().int().min(1).max(7)).min(1),
   }),
+  /** Daily price band of every instrument (absent: no band). */
+  priceBand: PriceBandFile.optional(),
   instruments: z
     .array(
       z.object({
@@ -33,10 +45,20 @@ const UniverseFile = z.object({
         name: z.string().min(1),
         referencePrice: z.number().positive(),
         tickSize: z.number().positive(),
+        /** Overrides the market's band for this instrument; null: no band. */
+        priceBand: PriceBandFile.nullable().optional(),
       }),
     )
     .min(1),
 });
+
+/**
+ * Daily price limits: the previous close ± `percent`, rounded inward onto the
+ * tick grid (upper limit down, lower limit up), as Borsa Istanbul does.
+ */
+export interface PriceBandRule {
+  percent: number;
+}
 
 export interface Instrument {
   symbol: string;
@@ -47,6 +69,8 @@ export interface Instrument {
   decimals: number;
   /** The tick size in minor units. */
   tickUnits: number;
+  /** The daily price band; undefined: none. */
+  priceBand?: PriceBandRule;
 }
 
 export interface Universe {
@@ -54,11 +78,13 @@ export interface Universe {
   name: string;
   currency: string;
   session: SessionSpec;
+  /** The market's band rule (instruments may override it); undefined: none. */
+  priceBand?: PriceBandRule;
   instruments: Instrument[];
   bySymbol: Map<string, Instrument>;
 }
 
-/** Instruments outside the universe (open mode): four decimals, tick 0.0001. */
+/** Instruments outside the universe (open mode): four decimals, tick 0.0001, no price band. */
 export function defaultInstrument(symbol: string, referencePrice = 0): Instrument {
   return { symbol, name: symbol, referencePrice, tickSize: 0.0001, decimals: 4, tickUnits: 1 };
 }
@@ -80,11 +106,28 @@ export function parseUniverse(json: unknown, source = 'universe'): Universe {
         `${source}: ${i.symbol}: referencePrice ${i.referencePrice} is not on tick size ${i.tickSize}`,
       );
     }
-    const instrument: Instrument = { ...i, decimals, tickUnits };
+    const band = i.priceBand === undefined ? u.priceBand : (i.priceBand ?? undefined);
+    const instrument: Instrument = {
+      symbol: i.symbol,
+      name: i.name,
+      referencePrice: i.referencePrice,
+      tickSize: i.tickSize,
+      decimals,
+      tickUnits,
+      ...(band ? { priceBand: { percent: band.percent } } : {}),
+    };
     bySymbol.set(i.symbol, instrument);
     return instrument;
   });
-  return { market: u.market, name: u.name, currency: u.currency, session: u.session, instruments, bySymbol };
+  return {
+    market: u.market,
+    name: u.name,
+    currency: u.currency,
+    session: u.session,
+    ...(u.priceBand ? { priceBand: { percent: u.priceBand.percent } } : {}),
+    instruments,
+    bySymbol,
+  };
 }
 
 /** Loads `markets/<name>.json` from the kit package, or a file path. */
