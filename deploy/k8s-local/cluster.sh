@@ -4,6 +4,7 @@
 #          kube-controller-manager, kube-scheduler, containerd (CNI bridge), kubelet,
 #          kube-proxy and CoreDNS, every one a process inside the namespace $NETNS
 #   down   stop all of it, remove pods, mounts, the namespace and routes, restore sysctls
+#   volumes  (again) PersistentVolumes for the StatefulSets' claims
 # Pods get their own network namespaces from containerd, on a bridge inside $NETNS. The
 # host reaches the cluster (API server, Services, pods) through the veth pair only; a
 # blackhole route for the whole cluster range keeps anything addressed to it from leaving
@@ -325,10 +326,16 @@ COREFILE
 }
 
 # PersistentVolumes for the StatefulSets' claims (no provisioner here): host directories,
-# each bound in advance to the claim that will ask for it.
+# each bound in advance to the claim that will ask for it. A volume whose claim was deleted
+# (with the namespace) is emptied and offered again.
 volumes() {
-	local claim
+	local claim phase
 	for claim in data-nats-0 data-mysql-0; do
+		phase=$(kctl get pv "tickmesh-$claim" -o jsonpath='{.status.phase}' 2>/dev/null || true)
+		if [[ -n $phase && $phase != Bound ]]; then
+			kctl delete pv "tickmesh-$claim" --wait=true >/dev/null
+			rm -rf "$STATE/volumes/$claim"
+		fi
 		mkdir -p "$STATE/volumes/$claim"
 		chmod 0777 "$STATE/volumes/$claim"
 		kctl apply --server-side -f - >/dev/null <<YAML
@@ -425,6 +432,10 @@ down() {
 		done
 	fi
 	ip netns list | grep -qw "$NETNS" && ip netns delete "$NETNS"
+	ip link show "$VETH_HOST" >/dev/null 2>&1 && ip link delete "$VETH_HOST"
+	ip route del "$SERVICE_CIDR" 2>/dev/null || true
+	ip route del "$POD_CIDR" 2>/dev/null || true
+	ip route del blackhole "$CLUSTER_RANGE" metric 4000 2>/dev/null || true
 	if [[ -f $STATE/created.before ]]; then
 		for d in "${FIXED_DIRS[@]}"; do
 			grep -qxF "$d" "$STATE/created.before" || rm -rf "$d"
@@ -459,5 +470,6 @@ down() {
 case ${1:-} in
 up) up ;;
 down) down ;;
-*) die "usage: cluster.sh up | down" ;;
+volumes) volumes ;;
+*) die "usage: cluster.sh up | down | volumes" ;;
 esac

@@ -3,6 +3,7 @@
 #   build   start a private dockerd (own socket and data root, no bridge, no iptables),
 #           make the Debian base with debootstrap (once), and build on it: the Node base,
 #           the project image (deploy/Dockerfile), NATS, Redis, MariaDB, ghz and pause
+#   build-previous   the last release's project image (deploy/versions.env), once
 #   load    copy them into the cluster's containerd (namespace k8s.io)
 #   stop    stop the private dockerd (its data root stays in the cache for the next build)
 # Image builds reach the package registries through the host network (npm ci, apt-get).
@@ -103,6 +104,29 @@ build() {
 	log "built $PROJECT_IMAGE in $((SECONDS - t0))s"
 }
 
+# The last release's image (tickmesh:<release>), from its commit, for the rolling upgrade
+# of make test-k8s-full.
+build_previous() {
+	need_root
+	start_dockerd
+	local tag=tickmesh:$PREVIOUS_RELEASE ctx
+	have_image "$tag" && return
+	git -C "$ROOT" cat-file -e "$PREVIOUS_RELEASE_COMMIT^{commit}" 2>/dev/null ||
+		die "commit $PREVIOUS_RELEASE_COMMIT ($PREVIOUS_RELEASE) is not in this clone: fetch the full history"
+	log "building $tag from $PREVIOUS_RELEASE_COMMIT"
+	ctx=$(mktemp -d /tmp/tickmesh-release.XXXXXX)
+	git -C "$ROOT" archive "$PREVIOUS_RELEASE_COMMIT" | tar -x -C "$ctx"
+	# that release's Dockerfile still had a syntax directive, which fetches a frontend image
+	sed -i '/^# syntax=/d' "$ctx/deploy/Dockerfile"
+	dockerc build --network host -q -f "$ctx/deploy/Dockerfile" --build-arg "NODE_IMAGE=$NODE_BASE" \
+		-t "$tag" "$ctx" >"$LOGS/image-build-previous.log" 2>&1 || {
+		tail -n 30 "$LOGS/image-build-previous.log" >&2
+		rm -rf "$ctx"
+		die "building $tag failed (log: $LOGS/image-build-previous.log)"
+	}
+	rm -rf "$ctx"
+}
+
 load() {
 	need_root
 	start_dockerd
@@ -129,10 +153,11 @@ stop() {
 
 case ${1:-} in
 build) build ;;
+build-previous) build_previous ;;
 load)
 	shift
 	load "$@"
 	;;
 stop) stop ;;
-*) die "usage: images.sh build | load [extra images...] | stop" ;;
+*) die "usage: images.sh build | build-previous | load [extra images...] | stop" ;;
 esac

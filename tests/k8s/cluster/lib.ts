@@ -6,10 +6,29 @@ import { Resolver } from 'node:dns/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import assert from 'node:assert/strict';
+import { connect } from '@nats-io/transport-node';
+import { Redis } from 'ioredis';
+import { fromUnits, type Instrument, type Universe } from '@tickmesh/kit';
+import { waitUntil } from '@tickmesh/harness';
+import type { ProducerLoad } from '../../faults/lib/producers.js';
+import { TickModel, catchUp, compareWithRedis, readRedisQuotes } from '../../faults/lib/model.js';
 import { REPO_ROOT, findTool } from '../lib/render.js';
 
 const run = promisify(execFile);
 const SCRIPTS = join(REPO_ROOT, 'deploy', 'k8s-local');
+
+export const NS = 'tickmesh';
+
+export interface Workload {
+  metadata: { name: string };
+  spec?: {
+    replicas?: number;
+    completions?: number;
+    template?: { spec?: { containers: { image: string }[] } };
+  };
+  status?: { readyReplicas?: number; replicas?: number; succeeded?: number; updatedReplicas?: number };
+}
 
 /** What deploy/k8s-local/lib.sh computes (cache and state paths, addresses). */
 export interface ClusterEnv {
@@ -94,5 +113,81 @@ export class Cluster {
         cause: e,
       });
     }
+  }
+}
+
+/**
+ * Once a producer's ticks are all acknowledged: every acknowledged tick is in the TICKS
+ * stream, and Redis and what every price-cache pod serves equal the stream folded into a
+ * model (the exactness check of tests/faults). The simulator is stopped meanwhile, so the
+ * stream holds still, and started again afterwards.
+ */
+export async function assertServedExactly(
+  cluster: Cluster,
+  universe: Universe,
+  producer: ProducerLoad,
+  instruments: Instrument[],
+): Promise<void> {
+  // The feed stops, so the stream holds still while it is compared with what is served.
+  await cluster.kubectl(['-n', NS, 'scale', 'deployment/simulator', '--replicas=0']);
+  const nc = await connect({ servers: `${(await cluster.resolve('nats'))[0]}:4222` });
+  const redis = new Redis({ host: (await cluster.resolve('redis'))[0], port: 6379, lazyConnect: true });
+  try {
+    await cluster.kubectl([
+      '-n',
+      NS,
+      'wait',
+      '--for=delete',
+      'pod',
+      '-l',
+      'app.kubernetes.io/name=simulator',
+      '--timeout=90s',
+    ]);
+    // the truth: the TICKS stream folded into a model, as the fault tests do
+    const model = new TickModel(universe, [producer.producerId]);
+    await catchUp(nc, model);
+    const lost = [...producer.storedSeqs()].filter((seq) => !model.has(producer.producerId, seq));
+    assert.deepEqual(lost.slice(0, 10), [], `${lost.length} acknowledged ticks are not in the stream`);
+
+    await redis.connect();
+    let problems: string[] = [];
+    const served = async (): Promise<string[]> => {
+      const out = compareWithRedis(model, await readRedisQuotes(redis));
+      // and what every price-cache pod serves over gRPC equals it, for the producer's symbols
+      for (const ip of await cluster.resolve('price-cache')) {
+        for (const i of instruments) {
+          const m = model.symbols.get(i.symbol);
+          if (!m) {
+            out.push(`${i.symbol}: not in the stream`);
+            continue;
+          }
+          const r = await cluster.grpcurl(`${ip}:50052`, 'tickmesh.price.v1.PriceService/GetQuote', {
+            symbol: i.symbol,
+          });
+          const q = r.quote as { seq: string; last: number; volume: string; sessionDate: string };
+          if (Number(q.seq) !== m.count) out.push(`${ip} ${i.symbol}: seq ${q.seq}, stream ${m.count}`);
+          else if (q.last !== fromUnits(m.last, i.decimals))
+            out.push(`${ip} ${i.symbol}: last ${q.last}, stream ${fromUnits(m.last, i.decimals)}`);
+          else if (q.sessionDate === m.day && Number(q.volume) !== m.volume)
+            out.push(`${ip} ${i.symbol}: volume ${q.volume}, stream ${m.volume}`);
+        }
+      }
+      return out;
+    };
+    try {
+      await waitUntil(
+        async () => {
+          problems = await served();
+          return problems.length === 0 ? true : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 1000, what: 'served quotes equal to the stream' },
+      );
+    } catch {
+      assert.deepEqual(problems, []);
+    }
+  } finally {
+    redis.disconnect();
+    await nc.close();
+    await cluster.kubectl(['-n', NS, 'scale', 'deployment/simulator', '--replicas=1']);
   }
 }

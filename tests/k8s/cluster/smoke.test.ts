@@ -7,27 +7,25 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket } from 'ws';
-import { connect } from '@nats-io/transport-node';
-import { Redis } from 'ioredis';
-import { fromUnits, loadUniverse } from '@tickmesh/kit';
+import { loadUniverse } from '@tickmesh/kit';
 import { waitUntil } from '@tickmesh/harness';
 import { ProducerLoad } from '../../faults/lib/producers.js';
-import { TickModel, catchUp, compareWithRedis, readRedisQuotes } from '../../faults/lib/model.js';
 import { REPO_ROOT } from '../lib/render.js';
-import { Cluster, clusterEnv, clusterRunning, script } from './lib.js';
+import {
+  Cluster,
+  NS,
+  assertServedExactly,
+  clusterEnv,
+  clusterRunning,
+  script,
+  type Workload,
+} from './lib.js';
 
-const NS = 'tickmesh';
 const GRPC = {
   ticker: { port: 50051, health: 'tickmesh.ingest.v1.IngestService' },
   'price-cache': { port: 50052, health: 'tickmesh.price.v1.PriceService' },
   customers: { port: 50053, health: 'tickmesh.customer.v1.CustomerService' },
 } as const;
-
-interface Workload {
-  metadata: { name: string };
-  spec?: { replicas?: number; completions?: number };
-  status?: { readyReplicas?: number; replicas?: number; succeeded?: number; updatedReplicas?: number };
-}
 
 let cluster: Cluster;
 let startedHere = false;
@@ -209,67 +207,6 @@ void describe('k8s: the mesh on a local cluster', { timeout: 30 * 60_000 }, () =
     assert.deepEqual([...producer.rejected], [], 'ticks the ticker rejected');
     assert.ok(producer.sent.length >= 1000, `only ${producer.sent.length} ticks sent`);
 
-    // The feed stops, so the stream holds still while it is compared with what is served.
-    await cluster.kubectl(['-n', NS, 'scale', 'deployment/simulator', '--replicas=0']);
-    const nc = await connect({ servers: `${(await cluster.resolve('nats'))[0]}:4222` });
-    const redis = new Redis({ host: (await cluster.resolve('redis'))[0], port: 6379, lazyConnect: true });
-    try {
-      await cluster.kubectl([
-        '-n',
-        NS,
-        'wait',
-        '--for=delete',
-        'pod',
-        '-l',
-        'app.kubernetes.io/name=simulator',
-        '--timeout=90s',
-      ]);
-      // the truth: the TICKS stream folded into a model, as the fault tests do
-      const model = new TickModel(universe, [producerId]);
-      await catchUp(nc, model);
-      const lost = [...producer.storedSeqs()].filter((seq) => !model.has(producerId, seq));
-      assert.deepEqual(lost.slice(0, 10), [], `${lost.length} acknowledged ticks are not in the stream`);
-
-      await redis.connect();
-      let problems: string[] = [];
-      const served = async (): Promise<string[]> => {
-        const out = compareWithRedis(model, await readRedisQuotes(redis));
-        // and what every price-cache pod serves over gRPC equals it, for the producer's symbols
-        for (const ip of await cluster.resolve('price-cache')) {
-          for (const i of instruments) {
-            const m = model.symbols.get(i.symbol);
-            if (!m) {
-              out.push(`${i.symbol}: not in the stream`);
-              continue;
-            }
-            const r = await cluster.grpcurl(`${ip}:50052`, 'tickmesh.price.v1.PriceService/GetQuote', {
-              symbol: i.symbol,
-            });
-            const q = r.quote as { seq: string; last: number; volume: string; sessionDate: string };
-            if (Number(q.seq) !== m.count) out.push(`${ip} ${i.symbol}: seq ${q.seq}, stream ${m.count}`);
-            else if (q.last !== fromUnits(m.last, i.decimals))
-              out.push(`${ip} ${i.symbol}: last ${q.last}, stream ${fromUnits(m.last, i.decimals)}`);
-            else if (q.sessionDate === m.day && Number(q.volume) !== m.volume)
-              out.push(`${ip} ${i.symbol}: volume ${q.volume}, stream ${m.volume}`);
-          }
-        }
-        return out;
-      };
-      try {
-        await waitUntil(
-          async () => {
-            problems = await served();
-            return problems.length === 0 ? true : undefined;
-          },
-          { timeoutMs: 60_000, intervalMs: 1000, what: 'served quotes equal to the stream' },
-        );
-      } catch {
-        assert.deepEqual(problems, []);
-      }
-    } finally {
-      redis.disconnect();
-      await nc.close();
-      await cluster.kubectl(['-n', NS, 'scale', 'deployment/simulator', '--replicas=1']);
-    }
+    await assertServedExactly(cluster, universe, producer, instruments);
   });
 });
