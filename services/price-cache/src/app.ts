@@ -34,6 +34,11 @@ import { makeDayOf, type ReducerContext } from './reducer.js';
 import { RedisStore } from './redis-store.js';
 import { PARTITIONS_METADATA_KEY, TickStream } from './tick-stream.js';
 
+/** How often a replica compares the tick stream's identity with the one the cache refers to. */
+const STREAM_CHECK_MS = 2000;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 /** Checks whose last result gates reads (with the cache state). */
 const DEPENDENCIES = ['redis', 'nats', 'ticks-stream'] as const;
 
@@ -148,6 +153,8 @@ export function createPriceCache(deps: PriceCacheDeps): PriceCache {
   let subscription: Subscription | undefined;
   const consumers: PartitionConsumer[] = [];
   let sampler: NodeJS.Timeout | undefined;
+  let streamTimer: NodeJS.Timeout | undefined;
+  let rebasing: Promise<unknown> | undefined;
   let resolveSetUp: () => void = () => undefined;
   const setUp = new Promise<void>((resolve) => (resolveSetUp = resolve));
 
@@ -223,6 +230,39 @@ export function createPriceCache(deps: PriceCacheDeps): PriceCache {
     if (mirror.loadedEpoch === e) hub.resetAll(e);
   });
 
+  /**
+   * Whether the cache's state refers to the tick stream as it is now (or a
+   * rebuild is due, which records it). A re-created stream (another creation
+   * time than the one kept beside the epoch) moves the cache onto it under a
+   * new epoch; false until that is done.
+   */
+  async function streamIsCurrent(): Promise<boolean> {
+    const facts = await tickStream.facts();
+    if (!facts) throw new Error(`stream ${config.TICKS_STREAM} does not exist`);
+    const [known, epoch] = await Promise.all([store.getStream(), store.getEpoch()]);
+    if (epoch === null || known === facts.created) return true;
+    if (known === null) {
+      await store.adoptStream(facts.created);
+      return false; // looked at again on the next pass
+    }
+    rebasing ??= rebuilder
+      .rebase(facts.created, epochs.current())
+      .then((e) => {
+        if (e !== undefined) epochs.observe(e);
+      })
+      .catch((err: unknown) =>
+        logger.error({ err }, 'moving onto the re-created tick stream failed: will retry'),
+      )
+      .finally(() => (rebasing = undefined));
+    await rebasing;
+    return false;
+  }
+
+  /** Holds a partition's consumption until the cache refers to the stream as it is now. */
+  async function streamGate(): Promise<void> {
+    while (!stopped && !(await streamIsCurrent())) await sleep(config.RETRY_DELAY_MS);
+  }
+
   async function setup(): Promise<void> {
     let logged = false;
     while (!stopped) {
@@ -240,6 +280,7 @@ export function createPriceCache(deps: PriceCacheDeps): PriceCache {
             deps.onConfigError?.(err);
             return;
           }
+          await streamGate(); // a re-created stream is moved onto before anything is consumed
           await tickStream.ensureConsumers(config.TICK_PARTITIONS, {
             prefix: config.CONSUMER_PREFIX,
             ackWaitMs: config.CONSUMER_ACK_WAIT_MS,
@@ -271,7 +312,12 @@ export function createPriceCache(deps: PriceCacheDeps): PriceCache {
         stream: config.TICKS_STREAM,
         consumerName: tickStream.consumerName(config.CONSUMER_PREFIX, n),
         partition: n,
-        ensureConsumer: () => tickStream.ensureConsumer(n, settings),
+        // A consumer found missing may be missing because the stream was
+        // re-created: nothing of a new stream is consumed before the cache moved onto it.
+        ensureConsumer: async () => {
+          await streamGate();
+          await tickStream.ensureConsumer(n, settings);
+        },
         applier,
         epochs,
         publish: publishQuotes,
@@ -295,6 +341,18 @@ export function createPriceCache(deps: PriceCacheDeps): PriceCache {
       metrics,
     });
     writer.start();
+    // A stream re-created while every consumer kept running: noticed within STREAM_CHECK_MS.
+    const checkStream = () => {
+      streamIsCurrent()
+        .catch(() => undefined)
+        .finally(() => {
+          if (stopped) return;
+          streamTimer = setTimeout(checkStream, STREAM_CHECK_MS);
+          streamTimer.unref();
+        });
+    };
+    streamTimer = setTimeout(checkStream, STREAM_CHECK_MS);
+    streamTimer.unref();
     const sample = () => {
       void Promise.all(
         Array.from({ length: config.TICK_PARTITIONS }, (_, n) =>
@@ -368,6 +426,7 @@ export function createPriceCache(deps: PriceCacheDeps): PriceCache {
     stop: async () => {
       stopped = true;
       if (sampler) clearTimeout(sampler);
+      if (streamTimer) clearTimeout(streamTimer);
       await Promise.all(consumers.map((c) => c.stop()));
       await writer?.stop(true);
       rebuilder.abort();

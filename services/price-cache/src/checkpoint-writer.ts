@@ -34,9 +34,17 @@ type SymbolOutcome = 'written' | 'newer-exists' | 'too-large' | 'corrupt' | 'epo
 
 const INTERVALS = ['s', 'm'] as const;
 
+/** The stream Redis's state refers to (null: not recorded) and the one the checkpoint marks do. */
+interface StreamContext {
+  sid: string | null;
+  marks: string | undefined;
+}
+
 export class CheckpointWriter {
   /** ss the KV is known to hold per symbol (a lower bound: only skips needless writes). */
   private readonly known = new Map<string, number>();
+  /** The epoch `known` was learnt in (a new epoch may have moved every ss, even back). */
+  private knownEpoch: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
   private stopped = false;
@@ -97,11 +105,26 @@ export class CheckpointWriter {
     try {
       const epoch = await store.getEpoch();
       if (epoch === null) return { skipped: 'no-epoch', written: 0, partitionsAdvanced: 0 };
+      if (epoch !== this.knownEpoch) {
+        this.known.clear();
+        this.knownEpoch = epoch;
+      }
+      // The stream the state refers to, and the one the marks (and records
+      // without their own) refer to. A Redis that moved onto a re-created
+      // stream rewrites every record, then drops the marks and records the
+      // new stream: until then a rebuild treats what it finds as the old
+      // stream's (seqs at 0), which is safe.
+      const sid = await store.getStream();
+      let marks = await this.opts.checkpoints.getStream();
+      if (sid !== null && marks === undefined && (await this.opts.checkpoints.setStream(sid, undefined)))
+        marks = await this.opts.checkpoints.getStream();
+      const moving = sid !== null && marks !== undefined && marks.stream !== sid;
+      const ctx: StreamContext = { sid, marks: marks?.stream };
       // Order matters: partition seqs first, then the symbols and their states.
       const partitionSeqs = await store.partitionSeqs(this.opts.partitions);
       const symbols = await store.symbols();
       const ss = await store.readSs(symbols);
-      const changed = symbols.filter((s) => (ss.get(s) ?? 0) > (this.known.get(s) ?? -1));
+      const changed = moving ? symbols : symbols.filter((s) => (ss.get(s) ?? 0) > (this.known.get(s) ?? -1));
       const failedPartitions = new Set<number>();
       let written = 0;
       let stop: 'epoch-changed' | 'lease-lost' | undefined;
@@ -124,7 +147,7 @@ export class CheckpointWriter {
         await forEachLimited(changed, 8, async (symbol) => {
           if (stop || firstError) return;
           try {
-            const out = await this.checkpointSymbol(symbol, epoch);
+            const out = await this.checkpointSymbol(symbol, epoch, ctx);
             if (out === 'epoch-changed') stop = 'epoch-changed';
             else if (out === 'too-large' || out === 'corrupt')
               failedPartitions.add(partitionOf(symbol, this.opts.partitions));
@@ -141,6 +164,16 @@ export class CheckpointWriter {
       const epochChanged = stop === 'epoch-changed';
       if (stop === 'lease-lost') throw new Error('checkpoint lease lost during the round');
       if (epochChanged) return { skipped: 'epoch-changed', written, partitionsAdvanced: 0 };
+      if (moving) {
+        await this.opts.checkpoints.purgePartitions(this.opts.partitions);
+        if (!(await this.opts.checkpoints.setStream(sid, marks!.revision))) {
+          return { written, partitionsAdvanced: 0 };
+        }
+        this.opts.logger.warn(
+          { stream: sid, previous: marks!.stream },
+          'checkpoints moved onto the new tick stream',
+        );
+      }
       let partitionsAdvanced = 0;
       for (let n = 0; n < partitionSeqs.length; n++) {
         const seq = partitionSeqs[n];
@@ -158,7 +191,7 @@ export class CheckpointWriter {
    * Read what the KV holds, then what Redis holds beyond it; seal, write,
    * purge. A lost compare-and-set (another writer) starts over from the read.
    */
-  private async checkpointSymbol(symbol: string, epoch: string): Promise<SymbolOutcome> {
+  private async checkpointSymbol(symbol: string, epoch: string, at: StreamContext): Promise<SymbolOutcome> {
     const { store, checkpoints, metrics } = this.opts;
     const bound = this.opts.lateTickBoundMs;
     const key = (i: Interval, ref: SegmentRef) => segmentKey(symbol, i, bound, ref);
@@ -174,7 +207,7 @@ export class CheckpointWriter {
         s: sealed.s.at(-1)?.[1],
         m: sealed.m.at(-1)?.[1],
       });
-      if (raw.epoch !== epoch) return 'epoch-changed';
+      if (raw.epoch !== epoch || raw.stream !== at.sid) return 'epoch-changed';
       let state;
       try {
         state = decodeQuoteState(raw.q, symbol);
@@ -186,7 +219,11 @@ export class CheckpointWriter {
         return 'corrupt';
       }
       if (!state) return 'no-state';
-      if (cur?.cp && cur.cp.ss >= state.ss) {
+      // A record of another stream is older whatever its ss.
+      const sameStream =
+        at.sid === null ||
+        (cur?.cp?.sid !== undefined ? cur.cp.sid === at.sid : at.marks === undefined || at.marks === at.sid);
+      if (cur?.cp && sameStream && cur.cp.ss >= state.ss) {
         this.known.set(symbol, cur.cp.ss);
         // Segments of a lost attempt that the winner's record does not list.
         const theirs = new Set(cur.cp.v === 2 ? listedSegmentKeys(cur.cp) : []);
@@ -207,6 +244,7 @@ export class CheckpointWriter {
         v: 2,
         symbol,
         ss: state.ss,
+        ...(at.sid === null ? {} : { sid: at.sid }),
         q: raw.q,
         w: raw.w,
         s: plans.s.open,

@@ -23,6 +23,12 @@ const segmentRef = z.tuple([safeInt, safeInt]);
 const StoredForm = z.object({
   symbol: z.string(),
   ss: safeInt,
+  /**
+   * Identity of the tick stream `ss` and the watermarks' stream seqs refer to
+   * (its creation time). Absent in records of versions that did not keep it:
+   * those refer to the stream the `stream` key names (below).
+   */
+  sid: z.string().optional(),
   /** The quote hash, verbatim. */
   q: hash,
   /** Watermarks, verbatim. */
@@ -134,6 +140,26 @@ export class CheckpointStore {
     return { cp: decodeCheckpoint(e.value), revision: e.revision };
   }
 
+  /**
+   * The stream identity the partition marks (and records without `sid`)
+   * refer to; undefined before any replica recorded one.
+   */
+  async getStream(): Promise<{ stream: string; revision: number } | undefined> {
+    const e = await this.kv.get('stream');
+    if (!e || e.operation !== 'PUT') return undefined;
+    return { stream: decoder.decode(e.value), revision: e.revision };
+  }
+
+  /** Records the stream the marks refer to, compare-and-set on the revision read (undefined: absent). */
+  async setStream(stream: string, revision: number | undefined): Promise<boolean> {
+    return this.compareAndSet('stream', encoder.encode(stream), revision);
+  }
+
+  /** Drops every partition mark (they refer to a stream that is gone). */
+  async purgePartitions(partitions: number): Promise<void> {
+    for (let n = 0; n < partitions; n++) await this.purgeKey(`p.${n}`);
+  }
+
   async getPartition(n: number): Promise<{ seq: number; revision: number } | undefined> {
     const e = await this.kv.get(`p.${n}`);
     if (!e || e.operation !== 'PUT') return undefined;
@@ -208,6 +234,8 @@ export class CheckpointStore {
    * does not cover it).
    */
   async loadAll(concurrency = 16): Promise<{
+    /** What the `stream` key holds (the marks' stream). */
+    stream: string | undefined;
     symbols: RestoredSymbol[];
     partitions: Map<number, number>;
     segments: number;
@@ -231,7 +259,7 @@ export class CheckpointStore {
         }
         const cp = e.cp;
         if (cp.v === 1) {
-          symbols.push({ symbol: cp.symbol, ss: cp.ss, q: cp.q, w: cp.w, s: cp.s, m: cp.m });
+          symbols.push({ symbol: cp.symbol, ss: cp.ss, sid: cp.sid, q: cp.q, w: cp.w, s: cp.s, m: cp.m });
           return;
         }
         const bars = { s: [] as string[], m: [] as string[] };
@@ -251,7 +279,7 @@ export class CheckpointStore {
           // Bars Redis had already trimmed stay out.
           if (oldest !== undefined) bars[interval] = bars[interval].filter((b) => barStart(b) >= oldest);
         }
-        symbols.push({ symbol: cp.symbol, ss: cp.ss, q: cp.q, w: cp.w, s: bars.s, m: bars.m });
+        symbols.push({ symbol: cp.symbol, ss: cp.ss, sid: cp.sid, q: cp.q, w: cp.w, s: bars.s, m: bars.m });
       } else if (key.startsWith('p.')) {
         const n = Number(key.slice(2));
         const e = await this.getPartition(n);
@@ -259,7 +287,8 @@ export class CheckpointStore {
       }
     });
     symbols.sort((a, b) => (a.symbol < b.symbol ? -1 : 1));
-    return { symbols, partitions, segments, missingSegments, unreadable };
+    const stream = (await this.getStream())?.stream;
+    return { stream, symbols, partitions, segments, missingSegments, unreadable };
   }
 }
 

@@ -79,6 +79,16 @@ export function createPriceCacheMetrics(registry: Registry, sources: { streamPen
       help: 'Cache rebuilds completed by this replica',
       registers,
     }),
+    streamRecreated: new Counter({
+      name: 'tickmesh_ticks_stream_recreated_total',
+      help: 'Times this replica found the tick stream re-created and moved the cache onto it (new epoch)',
+      registers,
+    }),
+    rollbacks: new Counter({
+      name: 'tickmesh_redis_rollbacks_total',
+      help: 'Times this replica found Redis behind a position already applied (restored from an older copy): rebuild',
+      registers,
+    }),
     rebuildSeconds: new Gauge({
       name: 'tickmesh_cache_last_rebuild_seconds',
       help: 'Duration of the last rebuild',

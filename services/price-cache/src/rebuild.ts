@@ -93,7 +93,8 @@ export class Rebuilder implements RebuildRunner {
     logger.warn({ previousEpoch }, 'rebuilding the cache from checkpoints and the tick stream');
     try {
       await store.clear(this.d.token);
-      const { symbols, partitions, segments, missingSegments, unreadable } = await checkpoints.loadAll();
+      const { stream, symbols, partitions, segments, missingSegments, unreadable } =
+        await checkpoints.loadAll();
       // A record that does not decode (another format, damage) is not covered
       // by its partition's mark: replay that partition from the start, where
       // the reducer's guards skip what the other records already hold.
@@ -113,16 +114,36 @@ export class Rebuilder implements RebuildRunner {
           'checkpoint segments missing: their bars are not restored',
         );
       }
+      // Checkpoints of another stream (it was re-created since): their seqs
+      // mean nothing in this one. Their state is restored with every seq at 0
+      // (the watermarks still drop resends of what they hold) and the
+      // partitions are replayed from the new stream's start.
+      const facts = await this.d.ticks.facts();
+      if (!facts) throw new Error(`stream ${this.d.ticks.stream} does not exist`);
+      const marksCurrent = stream === undefined || stream === facts.created;
+      let foreign = 0;
+      const current = symbols.map((cp) => {
+        if (cp.sid === undefined ? marksCurrent : cp.sid === facts.created) return cp;
+        foreign++;
+        return atStreamStart(cp);
+      });
+      if (foreign > 0 || !marksCurrent) {
+        logger.warn(
+          { stream: facts.created, checkpointsOf: stream, foreign },
+          'checkpoints of an earlier tick stream: their state restored at seq 0, partitions replayed from the start',
+        );
+      }
       check();
-      await this.restore(symbols);
+      await this.restore(current);
       let replayed = 0;
       for (let n = 0; n < this.d.partitions; n++) {
         check();
-        replayed += await this.replayPartition(n, fromStart.has(n) ? 1 : (partitions.get(n) ?? 0) + 1, check);
+        const from = fromStart.has(n) || !marksCurrent ? 1 : (partitions.get(n) ?? 0) + 1;
+        replayed += await this.replayPartition(n, from, check);
       }
       check();
       const epoch = String(Math.max(Date.now(), Number(previousEpoch ?? 0) + 1));
-      if (!(await store.finishRebuild(this.d.token, epoch)))
+      if (!(await store.finishRebuild(this.d.token, epoch, facts.created)))
         throw new Error('rebuild lock lost before the epoch was set');
       const ms = performance.now() - started;
       this.lastReport = { epoch, restored: symbols.length, segments, replayedMessages: replayed, ms };
@@ -141,6 +162,34 @@ export class Rebuilder implements RebuildRunner {
     } finally {
       clearInterval(renew);
     }
+  }
+
+  /**
+   * Moves the cache onto a re-created tick stream (REBASE_LUA): the state
+   * stays, every stream seq in it becomes 0, a new epoch. Undefined when
+   * another replica holds the lock.
+   */
+  async rebase(stream: string, previousEpoch: string | undefined): Promise<string | undefined> {
+    const { store, logger } = this.d;
+    if (this.aborted || !(await store.acquireLock(this.d.token, this.d.lockTtlMs))) return undefined;
+    const known = await store.getStream();
+    const existing = await store.getEpoch();
+    if (known === stream || known === null || existing === null) {
+      // Done by someone else meanwhile, or a rebuild is due anyway (it records the stream).
+      await store.releaseLock(this.d.token);
+      return existing ?? undefined;
+    }
+    const epoch = String(Math.max(Date.now(), Number(previousEpoch ?? existing) + 1, Number(existing) + 1));
+    if (!(await store.rebase(this.d.token, epoch, stream, this.d.partitions))) return undefined;
+    this.d.metrics.streamRecreated.inc();
+    this.d.metrics.rebuilds.inc();
+    logger.error(
+      { previousStream: known, stream, epoch },
+      'the tick stream was re-created: cache state kept with its stream seqs reset, new epoch; ' +
+        'ticks the old stream held beyond what this cache applied are gone with it',
+    );
+    this.d.publishReset(epoch);
+    return epoch;
   }
 
   private async restore(checkpoints: RestoredSymbol[]): Promise<void> {
@@ -207,6 +256,12 @@ export class Rebuilder implements RebuildRunner {
     await flush();
     return count;
   }
+}
+
+/** A checkpoint of an earlier stream as state of this one: every stream seq it holds becomes 0. */
+function atStreamStart(cp: RestoredSymbol): RestoredSymbol {
+  const w = Object.fromEntries(Object.entries(cp.w).map(([p, v]) => [p, `${v.split(':')[0]}:0`]));
+  return { ...cp, ss: 0, q: { ...cp.q, ss: '0' }, w };
 }
 
 function bars(members: string[]): Map<number, BarState> {

@@ -1,6 +1,7 @@
 // Everything the price-cache keeps in Redis, and the only code that talks to
 // it. Keys (docs/price-cache.md "Redis keys"):
 //   tm:epoch              current cache epoch; absent = Redis was emptied or replaced
+//   tm:stream             identity (creation time) of the tick stream the state's seqs refer to
 //   tm:rebuild-lock       holder of the rebuild (SET NX PX, renewed)
 //   tm:symbols            set of symbols with a quote
 //   tm:p:<n>              last stream seq applied in partition n
@@ -27,6 +28,7 @@ import {
 
 export const KEY = {
   epoch: 'tm:epoch',
+  stream: 'tm:stream',
   lock: 'tm:rebuild-lock',
   checkpointLock: 'tm:checkpoint-lock',
   symbols: 'tm:symbols',
@@ -103,12 +105,51 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[
 return 0
 `;
 
-// KEYS: lock, epoch; ARGV: token, new epoch. The epoch is the last thing a rebuild writes.
+// KEYS: lock, epoch, stream; ARGV: token, new epoch, stream identity ('' =
+// leave). The epoch is the last thing a rebuild writes.
 const FINISH_LUA = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[3] ~= '' then redis.call('SET', KEYS[3], ARGV[3]) end
 redis.call('SET', KEYS[2], ARGV[2])
 redis.call('DEL', KEYS[1])
 return 1
+`;
+
+// KEYS: lock, epoch, stream, symbols; ARGV: token, new epoch, new stream
+// identity, partitions. The stream was re-created: its seqs restart at 1, so
+// every seq the state holds (each symbol's ss, the stream seq in each
+// watermark, the partition positions) refers to a stream that is gone. They
+// become 0 — "before anything of the new stream" — while the state itself
+// (quotes, day, bars, the producer seqs in the watermarks) stays: a resend of
+// a tick already applied is still dropped. One script, with the new epoch:
+// no apply can land between the reset and the epoch.
+const REBASE_LUA = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+for _, sym in ipairs(redis.call('SMEMBERS', KEYS[4])) do
+  local qk = 'tm:q:' .. sym
+  if redis.call('HEXISTS', qk, 'ss') == 1 then redis.call('HSET', qk, 'ss', '0') end
+  local wk = 'tm:w:' .. sym
+  local w = redis.call('HGETALL', wk)
+  for i = 1, #w, 2 do
+    redis.call('HSET', wk, w[i], string.match(w[i + 1], '^[^:]*') .. ':0')
+  end
+end
+for n = 0, tonumber(ARGV[4]) - 1 do redis.call('DEL', 'tm:p:' .. n) end
+redis.call('SET', KEYS[3], ARGV[3])
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('DEL', KEYS[1])
+return 1
+`;
+
+// KEYS: epoch, stream; ARGV: stream identity. State written before the
+// identity was kept (or by a version that does not keep it) is taken as the
+// current stream's.
+const ADOPT_LUA = `
+if redis.call('GET', KEYS[1]) and not redis.call('GET', KEYS[2]) then
+  redis.call('SET', KEYS[2], ARGV[1])
+  return 1
+end
+return 0
 `;
 
 // KEYS: lock, then the keys to delete; ARGV: token. The lock check and the
@@ -127,6 +168,8 @@ return 0
 
 export interface RawCheckpointRead {
   epoch: string | null;
+  /** The stream identity the state refers to (null: not known). */
+  stream: string | null;
   q: Record<string, string>;
   w: Record<string, string>;
   /** Retained bars newer than the last sealed one, oldest first. */
@@ -159,6 +202,8 @@ export class RedisStore {
   private readonly finishScript: ScriptFn;
   private readonly releaseScript: ScriptFn;
   private readonly clearScript: ScriptFn;
+  private readonly rebaseScript: ScriptFn;
+  private readonly adoptScript: ScriptFn;
   /** Bars read per interval for an apply: a superset of those the late bound lets change. */
   private readonly window: Record<Interval, number>;
 
@@ -171,15 +216,21 @@ export class RedisStore {
       // defineCommand uses EVALSHA and falls back to EVAL after a Redis restart.
       redis.defineCommand('tmWrite', { lua: WRITE_LUA });
       redis.defineCommand('tmRenew', { lua: RENEW_LUA, numberOfKeys: 1 });
-      redis.defineCommand('tmFinish', { lua: FINISH_LUA, numberOfKeys: 2 });
+      redis.defineCommand('tmFinish', { lua: FINISH_LUA, numberOfKeys: 3 });
       redis.defineCommand('tmRelease', { lua: RELEASE_LUA, numberOfKeys: 1 });
     }
     if (!r.tmClear) redis.defineCommand('tmClear', { lua: CLEAR_LUA });
+    if (!r.tmRebase) {
+      redis.defineCommand('tmRebase', { lua: REBASE_LUA, numberOfKeys: 4 });
+      redis.defineCommand('tmAdopt', { lua: ADOPT_LUA, numberOfKeys: 2 });
+    }
     this.writeScript = r.tmWrite!.bind(redis);
     this.renewScript = r.tmRenew!.bind(redis);
     this.finishScript = r.tmFinish!.bind(redis);
     this.releaseScript = r.tmRelease!.bind(redis);
     this.clearScript = r.tmClear!.bind(redis);
+    this.rebaseScript = r.tmRebase!.bind(redis);
+    this.adoptScript = r.tmAdopt!.bind(redis);
     this.window = {
       s: Math.ceil(opts.lateTickBoundMs / INTERVAL_MS.s) + 2,
       m: Math.ceil(opts.lateTickBoundMs / INTERVAL_MS.m) + 2,
@@ -277,7 +328,12 @@ export class RedisStore {
     // MULTI, not a plain pipeline: an apply script could otherwise run between
     // the quote and the bars, and a record whose bars are newer than its ss
     // would count that tick twice when a rebuild replays the tail.
-    const p = this.redis.multi().get(KEY.epoch).hgetall(KEY.quote(symbol)).hgetall(KEY.watermarks(symbol));
+    const p = this.redis
+      .multi()
+      .get(KEY.epoch)
+      .hgetall(KEY.quote(symbol))
+      .hgetall(KEY.watermarks(symbol))
+      .get(KEY.stream);
     for (const i of ['s', 'm'] as const) {
       const through = sealedThrough[i];
       p.zrangebyscore(KEY.bars(i, symbol), through === undefined ? '-inf' : `(${through}`, '+inf');
@@ -291,10 +347,11 @@ export class RedisStore {
     };
     return {
       epoch: res[0] as string | null,
+      stream: res[3] as string | null,
       q: res[1] as Record<string, string>,
       w: res[2] as Record<string, string>,
-      bars: { s: res[3] as string[], m: res[5] as string[] },
-      oldestRetained: { s: oldest(res[4]), m: oldest(res[6]) },
+      bars: { s: res[4] as string[], m: res[6] as string[] },
+      oldestRetained: { s: oldest(res[5]), m: oldest(res[7]) },
     };
   }
 
@@ -381,9 +438,37 @@ export class RedisStore {
     await this.releaseScript(KEY.lock, token);
   }
 
-  /** Sets the new epoch and frees the lock, only while we still hold it. */
-  async finishRebuild(token: string, epoch: string): Promise<boolean> {
-    return Number(await this.finishScript(KEY.lock, KEY.epoch, token, epoch)) === 1;
+  /** Sets the new epoch (and the stream identity the state refers to) and frees the lock, only while we hold it. */
+  async finishRebuild(token: string, epoch: string, stream?: string): Promise<boolean> {
+    return Number(await this.finishScript(KEY.lock, KEY.epoch, KEY.stream, token, epoch, stream ?? '')) === 1;
+  }
+
+  /** The identity of the tick stream the state refers to (null: not known). */
+  async getStream(): Promise<string | null> {
+    return this.redis.get(KEY.stream);
+  }
+
+  /** Records the stream identity for state that has an epoch but no identity; true when it did. */
+  async adoptStream(stream: string): Promise<boolean> {
+    return Number(await this.adoptScript(KEY.epoch, KEY.stream, stream)) === 1;
+  }
+
+  /** Moves the state onto a re-created stream under a new epoch (REBASE_LUA), while we hold the lock. */
+  async rebase(token: string, epoch: string, stream: string, partitions: number): Promise<boolean> {
+    return (
+      Number(
+        await this.rebaseScript(
+          KEY.lock,
+          KEY.epoch,
+          KEY.stream,
+          KEY.symbols,
+          token,
+          epoch,
+          stream,
+          partitions,
+        ),
+      ) === 1
+    );
   }
 
   /** Extends a lease only while we hold it. */
