@@ -3,13 +3,16 @@
 // and handed to the TickPublisher. When the publisher pushes back (NATS slow
 // or down) the simulator waits; afterwards it shifts its schedule instead of
 // bursting out the backlog. With a session given, it ticks only while the
-// market is open.
+// market is open. Every tick is fitted into its instrument's price band of
+// the day it is sent on; with a price-cache given, the band's reference is
+// the price-cache's (the same one the ingest API checks against).
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Tick } from '@tickmesh/kit/proto';
 import type { Logger } from '@tickmesh/kit';
-import { isSessionOpen, type SessionSpec } from '@tickmesh/kit';
+import { isSessionOpen, localTime, type Instrument, type SessionSpec } from '@tickmesh/kit';
+import type { Reference, ReferencePrices } from './reference-prices.js';
 import type { SeqAllocator } from './producer-ids.js';
-import type { TickGenerator } from './tick-generator.js';
+import type { SimulatedTick, TickGenerator } from './tick-generator.js';
 import type { TickPublisher } from './tick-publisher.js';
 
 export interface FeedSimulatorOptions {
@@ -23,12 +26,21 @@ export interface FeedSimulatorOptions {
   maxCatchUpMs?: number;
   now?: () => number;
   logger?: Logger;
+  /** The market's time zone: ticks are fitted into the price band of their trading day. */
+  timeZone?: string;
+  /** Instruments by symbol, for price-cache lookups. */
+  instruments?: Map<string, Instrument>;
+  /** The price-cache's band references; without them the simulator runs its own (its previous close). */
+  references?: ReferencePrices;
 }
 
 export class FeedSimulator {
   private readonly stopping = new AbortController();
   private loop: Promise<void> | undefined;
   private sent = 0;
+  private dayMinute = -1;
+  private day = '';
+  private lastWarnMs = 0;
 
   constructor(private readonly opts: FeedSimulatorOptions) {}
 
@@ -71,12 +83,13 @@ export class FeedSimulator {
       while (!signal.aborted && next.dueMs <= now() - start) {
         const lag = now() - start - next.dueMs;
         if (lag > maxCatchUpMs) start += lag;
+        const fitted = this.opts.timeZone ? this.fit(next, now()) : next;
         const tick: Tick = {
-          symbol: next.symbol,
-          price: next.price,
-          size: next.size,
-          bid: next.bid,
-          ask: next.ask,
+          symbol: fitted.symbol,
+          price: fitted.price,
+          size: fitted.size,
+          bid: fitted.bid,
+          ask: fitted.ask,
           producerId,
           producerSeq: 0,
           eventTimeMs: 0,
@@ -96,5 +109,35 @@ export class FeedSimulator {
       const wait = next.dueMs - (now() - start);
       if (wait > 0) await delay(wait, undefined, { signal }).catch(() => undefined);
     }
+  }
+
+  /** Fits a tick into the band of today, after taking the price-cache's reference when there is one. */
+  private fit(t: SimulatedTick, nowMs: number): SimulatedTick {
+    const minute = Math.floor(nowMs / 60_000);
+    if (minute !== this.dayMinute) {
+      this.dayMinute = minute;
+      this.day = localTime(minute * 60_000, this.opts.timeZone!).date;
+    }
+    const { references, instruments, generator } = this.opts;
+    const instrument = instruments?.get(t.symbol);
+    if (references && instrument?.priceBand) {
+      const apply = (r: Reference) => generator.setReference(t.symbol, r.day, r.price);
+      const r = references.reference(instrument);
+      if (r instanceof Promise) {
+        // Not blocking the feed: until the answer comes, the simulator's own reference holds.
+        r.then(apply, (err: unknown) => this.warn(err));
+      } else apply(r);
+    }
+    return generator.confine(t, this.day);
+  }
+
+  private warn(err: unknown): void {
+    const now = Date.now();
+    if (now - this.lastWarnMs < 10_000) return;
+    this.lastWarnMs = now;
+    this.opts.logger?.warn(
+      { err: String(err) },
+      'price-cache reference unavailable: the simulator keeps its own',
+    );
   }
 }

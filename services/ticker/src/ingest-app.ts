@@ -65,7 +65,13 @@ export async function startIngestApp(
     throw err;
   }
   const connection = trackConnection(nc);
-  const bands = openReferencePrices(config, universe, 'ticker', logger);
+  const bands = openReferencePrices(
+    config,
+    universe,
+    'ticker',
+    logger,
+    'price bands are off (ticks at any price are accepted)',
+  );
   const ingest = new IngestService({
     publisher,
     metrics,

@@ -95,10 +95,16 @@ export class ReferencePrices {
    * Rejects with UnavailableError when no reference for today can be had.
    */
   limits(instrument: Instrument): BandLimits | Promise<BandLimits> {
+    const r = this.reference(instrument);
+    return r instanceof Promise ? r.then((x) => x.limits) : r.limits;
+  }
+
+  /** Today's reference of an instrument that has a band (as limits(), with where it came from). */
+  reference(instrument: Instrument): Reference | Promise<Reference> {
     const today = this.today();
     const cached = this.entries.get(instrument.symbol);
-    if (cached && this.usable(cached, today)) return cached.limits;
-    return this.refresh(instrument, today).then((r) => r.limits);
+    if (cached && this.usable(cached, today)) return cached;
+    return this.refresh(instrument, today);
   }
 
   /** The cached reference of a symbol (tests, logs). */
@@ -207,13 +213,12 @@ export function openReferencePrices(
   universe: Universe,
   subject: string,
   logger: Logger,
+  /** What an empty PRICE_CACHE_ADDRESS means for this process (logged as a warning). */
+  withoutPriceCache: string,
 ): { prices: ReferencePrices; close(): void } | undefined {
   if (!universe.instruments.some((i) => i.priceBand)) return undefined;
   if (config.PRICE_CACHE_ADDRESS === '') {
-    logger.warn(
-      { market: universe.market },
-      'PRICE_CACHE_ADDRESS is not set: price bands are off (ticks at any price are accepted)',
-    );
+    logger.warn({ market: universe.market }, `PRICE_CACHE_ADDRESS is not set: ${withoutPriceCache}`);
     return undefined;
   }
   const client = createClient(PriceServiceClient, config.PRICE_CACHE_ADDRESS, {

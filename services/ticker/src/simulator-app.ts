@@ -26,6 +26,7 @@ import { FeedSimulator } from './feed-simulator.js';
 import { TickerMetrics } from './metrics.js';
 import { SeqAllocator, toProducerId } from './producer-ids.js';
 import { TickGenerator } from './tick-generator.js';
+import { openReferencePrices } from './reference-prices.js';
 import { openTickPublishing } from './tick-publishing.js';
 import type { TickPublisher } from './tick-publisher.js';
 
@@ -95,6 +96,13 @@ export async function startSimulatorApp(
     port: config.METRICS_PORT,
   });
 
+  const bands = openReferencePrices(
+    config,
+    universe,
+    'simulator',
+    logger,
+    'the simulator keeps its prices in bands around its own previous closes',
+  );
   const simulator = new FeedSimulator({
     generator: new TickGenerator({
       instruments: universe.instruments,
@@ -108,6 +116,9 @@ export async function startSimulatorApp(
     seq: new SeqAllocator(),
     session: config.SIM_ALWAYS_OPEN ? undefined : universe.session,
     logger,
+    timeZone: universe.session.timeZone,
+    instruments: universe.bySymbol,
+    references: bands?.prices,
   });
   simulator.start();
   logger.info(
@@ -137,6 +148,7 @@ export async function startSimulatorApp(
           : withTimeout(nc.drain(), 2000, 'NATS drain timed out').catch(() => nc.close()),
     },
     { name: 'metrics server', run: () => metrics.close() },
+    { name: 'price-cache client', run: () => bands?.close() },
   ];
   if (opts.handleSignals) onShutdown(logger, config.SHUTDOWN_TIMEOUT_MS, steps);
   let stopped: Promise<void> | undefined;

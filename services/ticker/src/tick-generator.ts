@@ -10,8 +10,16 @@
 // reference price so a long run stays plausible; it never goes below one
 // tick. (An instrument priced under 100 ticks cannot move a whole tick within
 // 1%, so its price holds still; no real universe is that coarse.)
+//
+// Price band: an instrument with a band rule never leaves the day's band.
+// confine() fits each tick into the band of the day it is sent on: on a
+// symbol's first tick of a day the reference becomes its last price of the
+// previous day (the market file's reference price on the first day, as the
+// price-cache does), or the price-cache's reference when one is given
+// (setReference); a step that would cross a limit is reflected back inside.
 import type { Instrument } from '@tickmesh/kit';
 import { fromUnits, toUnits } from '@tickmesh/kit';
+import { instrumentBand, reflectIntoBand, type BandLimits } from './price-band.js';
 import { mulberry32, randomInt, type Rng } from './rng.js';
 
 /** Largest move of one step, as a fraction of the price. */
@@ -46,11 +54,16 @@ interface SymbolState {
   units: number;
   referenceUnits: number;
   dueMs: number;
+  /** The day of the band in force, its limits, and the last price sent (the day's close so far). */
+  bandDay: string | undefined;
+  band: BandLimits | undefined;
+  sentUnits: number | undefined;
 }
 
 export class TickGenerator {
   private readonly rng: Rng;
   private readonly states: SymbolState[];
+  private readonly statesBySymbol: Map<string, SymbolState>;
   /** Interval mode: a binary min-heap of symbols by (dueMs, index). */
   private readonly heap: SymbolState[] = [];
   private count = 0;
@@ -63,8 +76,18 @@ export class TickGenerator {
     this.rng = mulberry32(opts.seed);
     this.states = opts.instruments.map((instrument, index) => {
       const units = toUnits(instrument.referencePrice, instrument.decimals);
-      return { instrument, index, units, referenceUnits: units, dueMs: 0 };
+      return {
+        instrument,
+        index,
+        units,
+        referenceUnits: units,
+        dueMs: 0,
+        bandDay: undefined,
+        band: undefined,
+        sentUnits: undefined,
+      };
     });
+    this.statesBySymbol = new Map(this.states.map((st) => [st.instrument.symbol, st]));
     if (!this.rateMode) {
       // Stagger the first ticks over one interval so the symbols do not all start together.
       for (const s of this.states) {
@@ -96,6 +119,65 @@ export class TickGenerator {
       this.heapPush(state);
     }
     return tick;
+  }
+
+  /**
+   * Fits a tick into the price band of `day` (the trading day it is sent on)
+   * and records it as sent. Ticks of instruments without a band pass as they are.
+   */
+  confine(tick: SimulatedTick, day: string): SimulatedTick {
+    const s = this.bySymbol(tick.symbol);
+    const { instrument } = s;
+    if (!instrument.priceBand) return tick;
+    if (s.bandDay === undefined || day > s.bandDay) {
+      // A new day: its reference is the previous day's close (the file's price on the first day).
+      const close =
+        s.sentUnits === undefined ? instrument.referencePrice : fromUnits(s.sentUnits, instrument.decimals);
+      s.bandDay = day;
+      s.band = instrumentBand(instrument, close);
+    }
+    const band = s.band!;
+    const { decimals } = instrument;
+    const drawn = toUnits(tick.price, decimals);
+    const units = reflectIntoBand(drawn, band);
+    s.units = units;
+    s.sentUnits = units;
+    // Bid and ask keep their distance from the price; at a limit the side beyond it is pinned to the limit.
+    const bid =
+      tick.bid === undefined
+        ? undefined
+        : Math.max(band.lowerUnits, units - (drawn - toUnits(tick.bid, decimals)));
+    const ask =
+      tick.ask === undefined
+        ? undefined
+        : Math.min(band.upperUnits, units + (toUnits(tick.ask, decimals) - drawn));
+    return {
+      ...tick,
+      price: fromUnits(units, decimals),
+      bid: bid === undefined ? undefined : fromUnits(bid, decimals),
+      ask: ask === undefined ? undefined : fromUnits(ask, decimals),
+    };
+  }
+
+  /** Sets the band reference of `day` for a symbol (the price-cache's previous close). */
+  setReference(symbol: string, day: string, referencePrice: number): void {
+    const s = this.bySymbol(symbol);
+    if (!s.instrument.priceBand) return;
+    if (s.bandDay !== undefined && day < s.bandDay) return;
+    s.bandDay = day;
+    s.band = instrumentBand(s.instrument, referencePrice);
+  }
+
+  /** The band in force for a symbol (tests). */
+  bandOf(symbol: string): { day: string; limits: BandLimits } | undefined {
+    const s = this.bySymbol(symbol);
+    return s.bandDay === undefined || !s.band ? undefined : { day: s.bandDay, limits: s.band };
+  }
+
+  private bySymbol(symbol: string): SymbolState {
+    const s = this.statesBySymbol.get(symbol);
+    if (!s) throw new RangeError(`${symbol} is not simulated`);
+    return s;
   }
 
   /** Current price of every symbol (for logs and tests). */
