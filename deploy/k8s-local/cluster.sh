@@ -411,7 +411,7 @@ down() {
 	# container processes that outlived their shims: those in the pod cgroups `up` created
 	if [[ -f $STATE/created.before ]] && ! grep -q kubepods "$STATE/created.before"; then
 		local left
-		left=$(find /sys/fs/cgroup/memory/kubepods -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u)
+		left=$(find /sys/fs/cgroup/memory/kubepods -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u || true)
 		if [[ -n $left ]]; then
 			kill -9 $left 2>/dev/null || true
 			sleep 1

@@ -127,11 +127,13 @@ build_previous() {
 	rm -rf "$ctx"
 }
 
-load() {
+load() { # the images given, or every image the local overlay runs
 	need_root
 	start_dockerd
-	log "loading ${#LOCAL_IMAGES[@]} images into containerd"
-	dockerc save "${LOCAL_IMAGES[@]}" "${@}" | ctr --address "$CONTAINERD_SOCK" -n k8s.io images import - >/dev/null
+	local images=("$@")
+	((${#images[@]})) || images=("${LOCAL_IMAGES[@]}")
+	log "loading ${#images[@]} images into containerd"
+	dockerc save "${images[@]}" | ctr --address "$CONTAINERD_SOCK" -n k8s.io images import - >/dev/null
 }
 
 stop() {
@@ -159,5 +161,5 @@ load)
 	load "$@"
 	;;
 stop) stop ;;
-*) die "usage: images.sh build | build-previous | load [extra images...] | stop" ;;
+*) die "usage: images.sh build | build-previous | load [images...] | stop" ;;
 esac

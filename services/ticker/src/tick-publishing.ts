@@ -11,12 +11,17 @@ import { jetStreamPublishFn } from './jetstream-publish.js';
 import { jetStreamLaneReader } from './lane-reader.js';
 import { LaneReadiness } from './lane-readiness.js';
 import { LaneBook } from './lanes.js';
+import { RetentionGuard, jetStreamRetentionView } from './retention-guard.js';
 import type { TickerMetrics } from './metrics.js';
 import { TickPublisher } from './tick-publisher.js';
 import { ensureTicksStream, type TicksStreamSettings } from './ticks-stream.js';
 
 /** Lane states a ticker keeps (a miss costs one read of the lane's last message). */
 const LANES_CACHED = 16_384;
+/** Part of the stream's byte limit kept free ahead of the oldest unapplied tick. */
+const RETENTION_RESERVE_RATIO = 0.1;
+/** How often the retention guard looks at the stream (ingest may run this long past the reserve). */
+const RETENTION_CHECK_MS = 1000;
 /** How often a ticker looks again whether the stream's readers take lanes. */
 const LANE_RECHECK_MS = 10_000;
 
@@ -59,6 +64,14 @@ export async function openTickPublishing(opts: {
     }
   }
   const js = jetstream(nc, { timeout: config.PUBLISH_TIMEOUT_MS });
+  const guard = new RetentionGuard(jetStreamRetentionView(jsm, config.TICKS_STREAM), {
+    reserveRatio: RETENTION_RESERVE_RATIO,
+    checkIntervalMs: RETENTION_CHECK_MS,
+    logger,
+    observe: (headroom) =>
+      opts.metrics?.retentionHeadroom.set(Number.isFinite(headroom) ? Math.round(headroom) : -1),
+  });
+  await guard.start();
   const lanes = await openLaneCheck(jsm, config.TICKS_STREAM, { maxFutureMs: opts.maxFutureMs ?? 0, logger });
   const publisher = new TickPublisher({
     partitions: config.TICK_PARTITIONS,
@@ -76,8 +89,12 @@ export async function openTickPublishing(opts: {
     metrics: opts.metrics,
     logger,
     lanes,
+    gate: guard,
   });
-  publisher.onClose(() => lanes.stop());
+  publisher.onClose(() => {
+    lanes.stop();
+    guard.stop();
+  });
   // Back from a NATS outage: retry now what sleeps in its backoff (up to
   // PUBLISH_RETRY_MAX_MS otherwise). The loop ends when the connection closes.
   void (async () => {
