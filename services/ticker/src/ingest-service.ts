@@ -9,7 +9,7 @@ import {
   type PublishTicksResponse,
 } from '@tickmesh/kit/proto';
 import type { Tick } from '@tickmesh/kit/proto';
-import { InvalidArgumentError, UnavailableError } from '@tickmesh/kit';
+import { InvalidArgumentError, ResourceExhaustedError, UnavailableError } from '@tickmesh/kit';
 import type { CallContext, MalformedMessage, StreamSink, GrpcServer, Logger } from '@tickmesh/kit';
 import type { TickerMetrics } from './metrics.js';
 import { producerIdProblem, type SeqAllocator } from './producer-ids.js';
@@ -77,6 +77,8 @@ export class IngestService {
     if (band) this.refuse(band.field, band.reason, band.message);
     if (!this.opts.isAvailable())
       throw new UnavailableError('NATS JetStream is unavailable: tick not stored, retry later');
+    const exhausted = this.opts.publisher.exhausted;
+    if (exhausted) throw new ResourceExhaustedError(exhausted);
 
     const timeoutMs = this.opts.unaryTimeoutMs;
     const normalized: Tick = result.tick;

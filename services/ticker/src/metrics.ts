@@ -13,6 +13,7 @@ export class TickerMetrics {
   readonly batchTicks: Histogram;
   readonly inFlight: Gauge;
   readonly queueTicks: Gauge;
+  readonly retentionHeadroom: Gauge;
   private queueDepth: () => number = () => 0;
 
   constructor(registry: Registry) {
@@ -63,6 +64,11 @@ export class TickerMetrics {
       registers,
       // read at scrape time, so the hot path never touches the gauge
       collect: () => this.queueTicks.set(this.queueDepth()),
+    });
+    this.retentionHeadroom = new Gauge({
+      name: 'tickmesh_ticks_stream_headroom_bytes',
+      help: 'Bytes the ticks stream can still take before its byte limit deletes a tick the price-cache has not applied (-1: unlimited); ingest closes below 10 % of the limit',
+      registers,
     });
   }
 

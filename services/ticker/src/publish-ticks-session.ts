@@ -8,7 +8,7 @@
 // down, or its ack does not move (nothing stored, or a tick held back), for
 // longer than unavailableAfterMs.
 import type { Tick, PublishTicksRequest, PublishTicksResponse, Rejection } from '@tickmesh/kit/proto';
-import { UnavailableError, MalformedMessage, type StreamSink } from '@tickmesh/kit';
+import { ResourceExhaustedError, UnavailableError, MalformedMessage, type StreamSink } from '@tickmesh/kit';
 import type { Logger } from '@tickmesh/kit';
 import { AckTracker, type TrackedTick } from './ack-tracker.js';
 import { BoundedDeque } from './bounded-deque.js';
@@ -57,7 +57,7 @@ export class PublishTicksSession {
   private flushing = false;
   private flushAgain = false;
   private readonly progress = new Signal();
-  private failure: UnavailableError | undefined;
+  private failure: UnavailableError | ResourceExhaustedError | undefined;
   private readonly failed = new Signal();
   private readonly stop = new AbortController();
 
@@ -74,6 +74,8 @@ export class PublishTicksSession {
 
   async run(requests: AsyncIterable<PublishTicksRequest | MalformedMessage>): Promise<void> {
     if (!this.opts.isAvailable()) throw new UnavailableError('NATS JetStream is unavailable: retry later');
+    const exhausted = this.opts.publisher.exhausted;
+    if (exhausted) throw new ResourceExhaustedError(exhausted);
     const signal = AbortSignal.any([this.sink.signal, this.stop.signal]);
     signal.addEventListener('abort', () => this.progress.notify(), { once: true });
     const watchdog = setInterval(() => this.watch(), this.opts.watchdogIntervalMs ?? 250);
@@ -169,6 +171,12 @@ export class PublishTicksSession {
       return;
     }
     if (band) return this.reject(seq, band.field, band.reason, band.message, true, signal);
+    const exhausted = this.opts.publisher.exhausted;
+    if (exhausted) {
+      // Ends the stream: the producer resends what is not acknowledged once ingest reopens.
+      this.fail(new ResourceExhaustedError(exhausted));
+      return;
+    }
     const entry = this.tracker.track(seq)!; // room was checked above
     const done = (err: Error | undefined) => this.completed(entry, err);
     const publisher = this.opts.publisher;
@@ -234,7 +242,7 @@ export class PublishTicksSession {
     }
   }
 
-  private fail(err: UnavailableError): void {
+  private fail(err: UnavailableError | ResourceExhaustedError): void {
     if (this.failure) return;
     this.opts.logger?.warn(
       {
@@ -243,7 +251,7 @@ export class PublishTicksSession {
         ackedThrough: this.tracker.ackedThrough,
         inFlight: this.tracker.inFlight,
       },
-      'PublishTicks stream ended with UNAVAILABLE',
+      'PublishTicks stream ended by the server',
     );
     this.failure = err;
     this.failed.notify();

@@ -57,6 +57,8 @@ export interface PublisherOptions {
   random?: () => number;
   /** The lane check (lanes.ts); without it, or while not enabled, batches go to `ticks.<partition>`. */
   lanes?: { book: LaneBook; enabled: () => boolean };
+  /** Closes intake while it gives a reason (retention-guard.ts); calls onReopen's callback when it opens again. */
+  gate?: { readonly reason: string | undefined; onReopen(f: () => void): void };
 }
 
 /** Lane conflicts retried at once before the usual backoff applies. */
@@ -152,6 +154,7 @@ export class TickPublisher {
    */
   private reconnected = new AbortController();
   private readonly closeHooks: Array<() => void> = [];
+  private reopenWaiters: Array<() => void> = [];
 
   constructor(private readonly opts: PublisherOptions) {
     if (!Number.isInteger(opts.partitions) || opts.partitions < 1)
@@ -160,6 +163,7 @@ export class TickPublisher {
     this.random = opts.random ?? Math.random;
     this.lanes = Array.from({ length: opts.partitions }, (_, p) => new Lane(p, opts.queueTicks));
     opts.metrics?.bindQueueDepth(() => this.queued);
+    opts.gate?.onReopen(() => this.wakeReopenWaiters());
     for (const lane of this.lanes) {
       lane.running = this.run(lane).catch((err: unknown) => {
         // run() handles publish errors itself; reaching here is a bug, so say so loudly.
@@ -188,6 +192,11 @@ export class TickPublisher {
     return !this.accepting;
   }
 
+  /** Why intake is closed for now (the stream is near deleting unapplied ticks), or undefined. */
+  get exhausted(): string | undefined {
+    return this.opts.gate?.reason;
+  }
+
   /**
    * Queues a validated tick (producerId and producerSeq set) for its
    * partition. Returns false when that partition's queue is full: wait with
@@ -195,6 +204,7 @@ export class TickPublisher {
    */
   trySubmit(tick: Tick, done?: TickCallback): boolean {
     if (!this.accepting) throw new PublisherClosedError();
+    if (this.exhausted) return false;
     const lane = this.lanes[this.partitionOf(tick.symbol)]!;
     if (!lane.queue.push({ tick, done })) return false;
     lane.notifyWork();
@@ -204,10 +214,37 @@ export class TickPublisher {
   /** Resolves when the partition of `symbol` may have room; rejects when `signal` aborts or the publisher closes. */
   async waitForSpace(symbol: string, signal?: AbortSignal): Promise<void> {
     if (!this.accepting) throw new PublisherClosedError();
+    if (this.exhausted) {
+      await this.waitForReopen(signal);
+      if (!this.accepting) throw new PublisherClosedError();
+      return;
+    }
     const lane = this.lanes[this.partitionOf(symbol)]!;
     if (!lane.queue.full) return;
     await lane.waitForSpace(signal);
     if (!this.accepting) throw new PublisherClosedError();
+  }
+
+  private wakeReopenWaiters(): void {
+    const waiters = this.reopenWaiters;
+    this.reopenWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private waitForReopen(signal: AbortSignal | undefined): Promise<void> {
+    if (signal?.aborted) return Promise.reject(abortError(signal));
+    return new Promise((resolve, reject) => {
+      const waiter = () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const onAbort = () => {
+        this.reopenWaiters = this.reopenWaiters.filter((w) => w !== waiter);
+        reject(abortError(signal!));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.reopenWaiters.push(waiter); // close() wakes it too; the caller then sees the publisher closed
+    });
   }
 
   /** Queues `tick`, waiting for room as long as needed (or until `signal` aborts). */
@@ -251,6 +288,7 @@ export class TickPublisher {
   async close(drainMs: number): Promise<void> {
     for (const f of this.closeHooks.splice(0)) f();
     this.accepting = false;
+    this.wakeReopenWaiters();
     for (const lane of this.lanes) lane.notifySpace();
     let timer: NodeJS.Timeout | undefined;
     const drained = await Promise.race([
