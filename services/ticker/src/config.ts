@@ -52,6 +52,14 @@ export const jetstreamConfig = {
     default: String(DEFAULT_TICK_PARTITIONS),
     doc: 'Number of tick partitions (subjects ticks.<n>); must match the price-cache',
   },
+  CHECKPOINT_BUCKET: {
+    schema: str().regex(
+      /^[A-Za-z0-9_-]{1,64}$/,
+      'must be a JetStream KV bucket name ([A-Za-z0-9_-], 1-64 chars)',
+    ),
+    default: 'tickmesh_checkpoints',
+    doc: "The price-cache's checkpoint bucket (its CHECKPOINT_BUCKET): ticks after its positions are kept from the stream's byte limit",
+  },
   TICKS_STREAM_REPLICAS: {
     schema: int(1, 5),
     default: '1',

@@ -10,8 +10,17 @@
 //
 // Refusing new ticks cannot hold back the age limit (max age): an outage longer
 // than that is detected by the price-cache as a gap (docs/reliability.md).
-import type { ConsumerInfo, JetStreamManager, MsgRequest, StreamInfo } from '@nats-io/jetstream';
-import type { Logger } from '@tickmesh/kit';
+import {
+  JetStreamApiError,
+  type ConsumerInfo,
+  type JetStreamManager,
+  type MsgRequest,
+  type StreamInfo,
+} from '@nats-io/jetstream';
+import { partitionSubjects, type Logger } from '@tickmesh/kit';
+
+const STREAM_NOT_FOUND = 10059;
+const NO_MESSAGE_FOUND = 10037;
 
 export interface RetentionView {
   bytes: number;
@@ -25,14 +34,16 @@ export interface RetentionView {
 
 /**
  * Bytes that can still be stored before the oldest unapplied message is
- * deleted (Infinity when nothing limits it). Bytes are spread evenly over
- * the messages held: an estimate, hence the reserve the guard keeps.
+ * deleted (Infinity when nothing limits it). JetStream tells the stream's
+ * bytes, not how they spread over its messages; counting the messages before
+ * the unapplied one at half the average size keeps the estimate on the safe
+ * side when older messages were smaller (single ticks before busy batches).
  */
 export function headroomBytes(v: RetentionView): number {
   if (v.maxBytes < 0 || v.oldestUnapplied === undefined) return Number.POSITIVE_INFINITY;
   const held = v.lastSeq - v.firstSeq + 1;
   const before = held > 0 ? (v.bytes * Math.max(0, v.oldestUnapplied - v.firstSeq)) / held : 0;
-  return v.maxBytes - v.bytes + before;
+  return v.maxBytes - v.bytes + before / 2;
 }
 
 /** Where a partition consumer's oldest unapplied message is: known, or the first match after a seq. */
@@ -79,6 +90,13 @@ export interface RetentionGuardOptions {
 
 export class RetentionGuard {
   private exhausted: string | undefined;
+  /**
+   * Bytes this process may still store before the next check, counted down by
+   * spend(): between two checks (or while one is slow) ingest cannot run past
+   * the reserve. Other ticker replicas spend the same headroom, which the
+   * reserve (10 % of the limit, many seconds of ingest) absorbs.
+   */
+  private budget = Number.POSITIVE_INFINITY;
   private timer: NodeJS.Timeout | undefined;
   private readonly listeners: Array<() => void> = [];
 
@@ -89,7 +107,15 @@ export class RetentionGuard {
 
   /** Why ingest is closed, or undefined while there is room. */
   get reason(): string | undefined {
-    return this.exhausted;
+    if (this.exhausted) return this.exhausted;
+    if (this.budget <= 0)
+      return 'the ticks stream is near its byte limit and the price-cache is behind: retry later';
+    return undefined;
+  }
+
+  /** Counts bytes this process stored since the last check. */
+  spend(bytes: number): void {
+    this.budget -= bytes;
   }
 
   /** Calls `f` whenever ingest reopens. */
@@ -129,17 +155,18 @@ export class RetentionGuard {
     const headroom = headroomBytes(view);
     this.opts.observe?.(headroom);
     const reserve = view.maxBytes * this.opts.reserveRatio;
-    const before = this.exhausted;
+    const wasClosed = this.reason !== undefined;
+    this.budget = headroom - reserve;
     this.exhausted =
       headroom < reserve
         ? `the ticks stream is within ${Math.round(reserve)} bytes of deleting ticks the price-cache has not applied yet (message ${view.oldestUnapplied}): retry later`
         : undefined;
-    if (this.exhausted && !before) {
+    if (this.exhausted && !wasClosed) {
       this.opts.logger?.error(
         { headroomBytes: Math.round(headroom), oldestUnapplied: view.oldestUnapplied, bytes: view.bytes },
         'ingest closed: the price-cache is behind and the ticks stream is near its byte limit',
       );
-    } else if (!this.exhausted && before) {
+    } else if (!this.exhausted && wasClosed) {
       this.opts.logger?.warn(
         { headroomBytes: Math.round(headroom) },
         'ingest open again: the price-cache caught up',
@@ -149,8 +176,17 @@ export class RetentionGuard {
   }
 }
 
-/** The guard's view from JetStream: stream info, the durable consumers, and where each one waits. */
-export function jetStreamRetentionView(jsm: JetStreamManager, stream: string): () => Promise<RetentionView> {
+/**
+ * The guard's view from JetStream: stream info, the durable consumers and
+ * where each one waits, and the price-cache's checkpoint positions (a Redis
+ * that comes back empty is rebuilt from the checkpoints plus the stream after
+ * them, so those messages are needed too, applied or not).
+ */
+export function jetStreamRetentionView(
+  jsm: JetStreamManager,
+  stream: string,
+  checkpoints?: { bucket: string; partitions: number },
+): () => Promise<RetentionView> {
   const firstAfter = async (filters: string[], after: number): Promise<number | undefined> => {
     const found = await Promise.all(
       filters.map((subject) =>
@@ -163,16 +199,36 @@ export function jetStreamRetentionView(jsm: JetStreamManager, stream: string): (
     const seqs = found.filter((x): x is number => x !== undefined);
     return seqs.length > 0 ? Math.min(...seqs) : undefined;
   };
+  /** Per partition: the first message after its checkpoint. No bucket (no price-cache yet): none. */
+  const checkpointPositions = async (bucket: string, partitions: number): Promise<UnappliedAt[]> => {
+    const covered = async (n: number): Promise<number | undefined> => {
+      try {
+        const m = await jsm.streams.getMessage(`KV_${bucket}`, { last_by_subj: `$KV.${bucket}.p.${n}` });
+        return m && m.data.length > 0 ? Number(new TextDecoder().decode(m.data)) || 0 : 0;
+      } catch (err) {
+        if (err instanceof JetStreamApiError && err.code === STREAM_NOT_FOUND) return undefined;
+        if (err instanceof JetStreamApiError && err.code === NO_MESSAGE_FOUND) return 0;
+        throw err;
+      }
+    };
+    const all = await Promise.all(Array.from({ length: partitions }, (_, n) => covered(n)));
+    // No bucket (no price-cache has run yet): nothing to keep for a rebuild.
+    if (all.includes(undefined)) return [];
+    return all.map((after, n) => ({ after: after!, filters: partitionSubjects(n) }));
+  };
   return async () => {
     const [info, consumers]: [StreamInfo, ConsumerInfo[]] = await Promise.all([
       jsm.streams.info(stream),
       jsm.consumers.list(stream).next(),
     ]);
+    const positions = unappliedPositions(consumers);
+    if (checkpoints)
+      positions.push(...(await checkpointPositions(checkpoints.bucket, checkpoints.partitions)));
+    const seqs = await Promise.all(
+      positions.map((at) => ('seq' in at ? at.seq : firstAfter(at.filters, at.after))),
+    );
     let oldest: number | undefined;
-    for (const at of unappliedPositions(consumers)) {
-      const seq = 'seq' in at ? at.seq : await firstAfter(at.filters, at.after);
-      if (seq !== undefined && (oldest === undefined || seq < oldest)) oldest = seq;
-    }
+    for (const seq of seqs) if (seq !== undefined && (oldest === undefined || seq < oldest)) oldest = seq;
     return {
       bytes: info.state.bytes,
       maxBytes: info.config.max_bytes,

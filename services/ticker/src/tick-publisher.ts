@@ -58,8 +58,11 @@ export interface PublisherOptions {
   /** The lane check (lanes.ts); without it, or while not enabled, batches go to `ticks.<partition>`. */
   lanes?: { book: LaneBook; enabled: () => boolean };
   /** Closes intake while it gives a reason (retention-guard.ts); calls onReopen's callback when it opens again. */
-  gate?: { readonly reason: string | undefined; onReopen(f: () => void): void };
+  gate?: { readonly reason: string | undefined; onReopen(f: () => void): void; spend?(bytes: number): void };
 }
+
+/** What JetStream stores per message beside its data, subject and message id (headers, index), roughly. */
+const MESSAGE_OVERHEAD_BYTES = 64;
 
 /** Lane conflicts retried at once before the usual backoff applies. */
 const MAX_IMMEDIATE_CONFLICTS = 3;
@@ -370,13 +373,9 @@ export class TickPublisher {
           // with the old server) is not waited for: retryNow() cuts it short and the same
           // batch goes again at once. If the first one landed after all, JetStream
           // answers the repeat as a duplicate of it (or, on a lane, the lane check does).
+          const data = encodeBatch(toPublish);
           const outcome = await this.publishOutcome(
-            this.opts.publish(
-              plan.subject,
-              encodeBatch(toPublish),
-              msgId,
-              lanes ? plan.expectedSubjectSeq : undefined,
-            ),
+            this.opts.publish(plan.subject, data, msgId, lanes ? plan.expectedSubjectSeq : undefined),
             reconnected,
           );
           if (outcome === RETRY_NOW) {
@@ -388,6 +387,10 @@ export class TickPublisher {
           result = outcome;
           metrics?.publishSeconds.observe((performance.now() - started) / 1000);
           if (result.duplicate) metrics?.duplicateBatches.inc();
+          else
+            this.opts.gate?.spend?.(
+              data.length + plan.subject.length + msgId.length + MESSAGE_OVERHEAD_BYTES,
+            );
           // A duplicate says nothing of the lane's newest message: read it again next time.
           if (lanes && result.duplicate) lanes.forget(lane.partition, producerId);
           else lanes?.stored(lane.partition, producerId, result.streamSeq, toPublish);

@@ -64,7 +64,11 @@ export async function openTickPublishing(opts: {
     }
   }
   const js = jetstream(nc, { timeout: config.PUBLISH_TIMEOUT_MS });
-  const guard = new RetentionGuard(jetStreamRetentionView(jsm, config.TICKS_STREAM), {
+  const view = jetStreamRetentionView(jsm, config.TICKS_STREAM, {
+    bucket: config.CHECKPOINT_BUCKET,
+    partitions: config.TICK_PARTITIONS,
+  });
+  const guard = new RetentionGuard(view, {
     reserveRatio: RETENTION_RESERVE_RATIO,
     checkIntervalMs: RETENTION_CHECK_MS,
     logger,

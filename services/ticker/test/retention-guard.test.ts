@@ -23,11 +23,13 @@ import { startNats, stopAll, waitUntil, type NatsTestServer } from '@tickmesh/ha
 import { IngestService } from '../src/ingest-service.js';
 import { jetStreamPublishFn } from '../src/jetstream-publish.js';
 import { SeqAllocator } from '../src/producer-ids.js';
+import { Kvm } from '@nats-io/kv';
 import {
   headroomBytes,
   jetStreamRetentionView,
   RetentionGuard,
   unappliedPositions,
+  type RetentionView,
 } from '../src/retention-guard.js';
 import { TickPublisher } from '../src/tick-publisher.js';
 import { readStream, ticksOf } from './support/stream-contents.js';
@@ -50,7 +52,7 @@ const consumer = (over: Record<string, unknown>) =>
 describe('retention arithmetic', () => {
   it('headroom: bytes until the oldest unapplied message would be deleted', () => {
     const v = { bytes: 900, maxBytes: 1000, firstSeq: 101, lastSeq: 200, oldestUnapplied: 151 };
-    assert.equal(headroomBytes(v), 100 + 450);
+    assert.equal(headroomBytes(v), 100 + 450 / 2, 'the bytes before it count at half');
     assert.equal(headroomBytes({ ...v, oldestUnapplied: 101 }), 100);
     assert.equal(headroomBytes({ ...v, oldestUnapplied: undefined }), Infinity, 'all applied');
     assert.equal(headroomBytes({ ...v, maxBytes: -1 }), Infinity, 'no byte limit');
@@ -116,11 +118,35 @@ describe('the guard on a real stream', () => {
     await stopAll();
   });
 
-  it('closes ingest before an unapplied tick is deleted, and reopens once the price-cache caught up', async () => {
-    const guard = new RetentionGuard(jetStreamRetentionView(jsm, 'TICKS'), {
-      reserveRatio: 0.1,
-      checkIntervalMs: 50,
-    });
+  const symbols = ['THYAO', 'GARAN', 'AKBNK', 'ASELS'];
+  const tick = (seq: number): Tick => ({
+    symbol: symbols[seq % symbols.length]!,
+    price: 100,
+    size: seq,
+    producerId: 'filler',
+    producerSeq: seq,
+    eventTimeMs: 0,
+    bid: undefined,
+    ask: undefined,
+  });
+
+  /** The price-cache applies everything: every partition consumer acknowledges all it has. */
+  async function catchUp(): Promise<void> {
+    for (let n = 0; n < 4; n++) {
+      const c = await jetstream(nc).consumers.get('TICKS', `price-cache-p${n}`);
+      if ((await c.info()).num_pending === 0) continue;
+      const messages = await c.consume({ max_messages: 100 });
+      for await (const m of messages) {
+        m.ack();
+        if (m.info.pending === 0) break;
+      }
+      await messages.close();
+    }
+  }
+
+  /** The ingest service over a publisher gated by a guard that looks at `view` every 50 ms. */
+  async function gatedIngest(view: () => Promise<RetentionView>) {
+    const guard = new RetentionGuard(view, { reserveRatio: 0.1, checkIntervalMs: 50 });
     await guard.start();
     const publisher = new TickPublisher({
       partitions: 4,
@@ -140,17 +166,39 @@ describe('the guard on a real stream', () => {
       unaryTimeoutMs: 2000,
       stream: { maxInFlight: 100, ackIntervalMs: 5, unavailableAfterMs: 2000 },
     });
-    const symbols = ['THYAO', 'GARAN', 'AKBNK', 'ASELS'];
-    const tick = (seq: number): Tick => ({
-      symbol: symbols[seq % symbols.length]!,
-      price: 100,
-      size: seq,
-      producerId: 'filler',
-      producerSeq: seq,
-      eventTimeMs: 0,
-      bid: undefined,
-      ask: undefined,
-    });
+    const close = async () => {
+      guard.stop();
+      await publisher.close(1000);
+    };
+    return { guard, publisher, ingest, close };
+  }
+
+  /**
+   * Publishes from `first` with 4 concurrent callers until ingest closes; returns the seqs
+   * acked and the error. The rate stays well below what the reserve covers between two checks.
+   */
+  async function fillUntilClosed(ingest: IngestService, first: number) {
+    const signal = new AbortController().signal;
+    let next = first;
+    let exhausted: unknown;
+    const acked: number[] = [];
+    const worker = async () => {
+      while (!exhausted && next < first + 50_000) {
+        const seq = next++;
+        try {
+          await ingest.publishTick({ tick: tick(seq) }, { signal });
+          acked.push(seq);
+        } catch (err) {
+          exhausted ??= err;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 4 }, worker));
+    return { acked, exhausted };
+  }
+
+  it('closes ingest before an unapplied tick is deleted, and reopens once the price-cache caught up', async () => {
+    const { publisher, ingest, close } = await gatedIngest(jetStreamRetentionView(jsm, 'TICKS'));
     const signal = new AbortController().signal;
     try {
       // A replica took one message of every partition and holds it: applying is stuck.
@@ -163,23 +211,8 @@ describe('the guard on a real stream', () => {
         if (m) inFlight.push(m);
       }
       assert.ok(inFlight.length > 0, 'a message in flight');
-      let acked = 40;
-      let next = 41;
-      let exhausted: unknown;
-      const ackedSeqs: number[] = [];
-      const worker = async () => {
-        while (!exhausted && next < 50_000) {
-          const seq = next++;
-          try {
-            await ingest.publishTick({ tick: tick(seq) }, { signal });
-            ackedSeqs.push(seq);
-          } catch (err) {
-            exhausted ??= err;
-          }
-        }
-      };
-      await Promise.all(Array.from({ length: 8 }, worker));
-      acked += ackedSeqs.length;
+      const { acked: ackedSeqs, exhausted } = await fillUntilClosed(ingest, 41);
+      const acked = 40 + ackedSeqs.length;
       assert.ok(
         exhausted instanceof ResourceExhaustedError,
         `ingest closed with RESOURCE_EXHAUSTED: ${String(exhausted)}`,
@@ -195,22 +228,40 @@ describe('the guard on a real stream', () => {
 
       // The price-cache catches up: everything is acknowledged; ingest opens again by itself.
       for (const m of inFlight) m.ack();
-      for (let n = 0; n < 4; n++) {
-        const c = await jetstream(nc).consumers.get('TICKS', `price-cache-p${n}`);
-        if ((await c.info()).num_pending === 0) continue;
-        const messages = await c.consume({ max_messages: 100 });
-        for await (const m of messages) {
-          m.ack();
-          if (m.info.pending === 0) break;
-        }
-        await messages.close();
-      }
+      await catchUp();
       await waitUntil(() => publisher.exhausted === undefined, { timeoutMs: 5000, what: 'ingest reopened' });
       const again = await ingest.publishTick({ tick: tick(50_000) }, { signal });
       assert.equal(again.duplicate, false);
     } finally {
-      guard.stop();
-      await publisher.close(1000);
+      await close();
+    }
+  });
+
+  it('keeps what follows the checkpoints too: a Redis that comes back empty is rebuilt from them', async () => {
+    const signal = new AbortController().signal;
+    // Every consumer is caught up (the test above); the checkpoints are not.
+    const kv = await new Kvm(nc).create('tickmesh_checkpoints', { history: 1 });
+    const { state } = await jsm.streams.info('TICKS');
+    for (let n = 0; n < 4; n++) await kv.put(`p.${n}`, String(state.last_seq));
+    const view = jetStreamRetentionView(jsm, 'TICKS', { bucket: 'tickmesh_checkpoints', partitions: 4 });
+    const { publisher, ingest, close } = await gatedIngest(view);
+    try {
+      const { acked, exhausted } = await fillUntilClosed(ingest, 100_000);
+      assert.ok(exhausted instanceof ResourceExhaustedError, `ingest closed: ${String(exhausted)}`);
+      const stored = new Set(ticksOf(await readStream(nc, 'TICKS'), 'filler').map((t) => t.producerSeq));
+      assert.deepEqual(
+        acked.filter((s) => !stored.has(s)),
+        [],
+        'nothing after the checkpoints was deleted',
+      );
+      // The price-cache applies and checkpoints what it has: ingest opens again.
+      await catchUp();
+      for (let n = 0; n < 4; n++)
+        await kv.put(`p.${n}`, String((await jsm.streams.info('TICKS')).state.last_seq));
+      await waitUntil(() => publisher.exhausted === undefined, { timeoutMs: 5000, what: 'ingest reopened' });
+      assert.equal((await ingest.publishTick({ tick: tick(200_000) }, { signal })).duplicate, false);
+    } finally {
+      await close();
     }
   });
 });
