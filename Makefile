@@ -1,7 +1,7 @@
 # tickmesh: every day-to-day command. `make help` lists them.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.PHONY: help deps tools proto proto-breaking proto-release docs build up down status logs test test-faults lint format bench bench-quick soak clean k8s-up k8s-down test-k8s
+.PHONY: help deps tools proto proto-breaking proto-release docs build up down status logs test test-faults lint format bench bench-quick soak clean k8s-up k8s-down test-k8s test-k8s-full
 
 include deploy/versions.env
 TOOLS := $(CURDIR)/.tools/bin
@@ -11,7 +11,7 @@ export PATH := $(TOOLS):$(PATH)
 # cross-service suites under tests/. The fault-injection and hostile-client
 # suites (minutes of whole-stack runs) have their own target, which CI runs too.
 SLOW_TESTS = $(shell find tests/faults tests/hostile -name '*.test.ts' | sort)
-# The live-cluster suites (make test-k8s) need a cluster of their own.
+# The live-cluster suites (make test-k8s, make test-k8s-full) need a cluster of their own.
 CLUSTER_TESTS = $(shell find tests/k8s/cluster -name '*.test.ts' | sort)
 TEST_FILES = $(filter-out $(SLOW_TESTS) $(CLUSTER_TESTS),$(shell find packages services tests -name '*.test.ts' -not -path '*/node_modules/*' | sort)) tests/faults/checks.test.ts
 
@@ -72,6 +72,10 @@ k8s-down: ## Stop the local cluster; restores the network and kernel settings it
 
 test-k8s: deps tools ## The mesh on the local cluster: deploy, health, quotes, a price-cache pod deleted (~5 min warm, cluster torn down after)
 	node --import tsx --test --test-timeout=1800000 tests/k8s/cluster/smoke.test.ts
+
+test-k8s-full: deps tools ## test-k8s, then a rolling upgrade from the last release under load, a gateway rolling restart, the ghz Job
+	node --import tsx --test --test-timeout=1800000 tests/k8s/cluster/smoke.test.ts
+	node --import tsx --test --test-timeout=3600000 tests/k8s/cluster/full.test.ts
 
 # Load tests open thousands of sockets; the hard limit may be below 65536.
 RAISE_FD_LIMIT = ulimit -n 65536 2>/dev/null || ulimit -n $$(ulimit -Hn)

@@ -251,6 +251,7 @@ up() {
 		--service-account-issuer=https://kubernetes.default.svc.cluster.local \
 		--service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
 		--enable-admission-plugins=NodeRestriction --allow-privileged=true \
+		--kubelet-preferred-address-types=InternalIP \
 		--endpoint-reconciler-type=lease --profiling=false --v=1
 	wait_for kube-apiserver 120 kctl get --raw /readyz
 

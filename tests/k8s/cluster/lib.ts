@@ -99,6 +99,11 @@ export class Cluster {
     return ips.sort();
   }
 
+  /** A gRPC target that resolves a Service through the cluster's DNS (see grpc-env.ts). */
+  grpcTarget(service: string, port: number, namespace = NS): string {
+    return `dns://${this.env.dnsIp}/${service}.${namespace}.svc.cluster.local:${port}`;
+  }
+
   async grpcurl(address: string, method: string, data: unknown): Promise<Record<string, unknown>> {
     try {
       const { stdout } = await run(

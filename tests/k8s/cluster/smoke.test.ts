@@ -3,6 +3,7 @@
 // health of every service, quotes moving, a WebSocket client fed through the gateway, and
 // a price-cache pod deleted under ingest with no acknowledged tick lost. Starts the cluster
 // when none runs and stops it afterwards (TICKMESH_K8S_KEEP=1 keeps it for a look around).
+import './grpc-env.js';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -159,10 +160,9 @@ void describe('k8s: the mesh on a local cluster', { timeout: 30 * 60_000 }, () =
     const universe = loadUniverse('bist30');
     const instruments = universe.instruments.slice(0, 4);
     const producerId = `k8s-smoke-${Date.now().toString(36)}`;
-    const tickers = await cluster.resolve('ticker');
     const producer = new ProducerLoad(
       producerId,
-      `ipv4:${tickers.map((ip) => `${ip}:50051`).join(',')}`,
+      cluster.grpcTarget('ticker', 50051),
       instruments,
       200,
       Date.now() % 100_000,
