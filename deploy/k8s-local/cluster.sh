@@ -464,7 +464,12 @@ down() {
 			[[ $(sysctl -n "${kv%%=*}") == "${kv#*=}" ]] || sysctl -qw "$kv"
 		done <"$STATE/sysctl.saved"
 	fi
+	# the components' logs stay for a post-mortem, until the next `down`
+	if [[ -d $LOGS ]]; then
+		rm -rf "$CACHE/last-logs" && mkdir -p "$CACHE" && mv "$LOGS" "$CACHE/last-logs"
+	fi
 	rm -rf "$STATE" "$RUN"
+	log "logs of this run: $CACHE/last-logs"
 	log "cluster down: processes stopped, mounts, namespaces, routes and sysctls restored"
 }
 

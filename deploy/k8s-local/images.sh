@@ -87,6 +87,10 @@ build() {
 	node=$(command -v node) || die "node not found"
 	npm=$(readlink -f "$(dirname "$(readlink -f "$(command -v npm)")")/..")
 	[[ $(node --version) == v20.* ]] || die "the machine's node is $(node --version); the image needs Node 20"
+	if [[ ! -x $BIN/pause ]]; then # here too, so this script need not wait for build.sh
+		mkdir -p "$BIN"
+		(cd "$ROOT/deploy/k8s-local/pause" && GOFLAGS= GO111MODULE=off CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$BIN/pause" main.go)
+	fi
 	build_one "$NODE_BASE" node "$node" "$npm" /etc/ssl/certs/ca-certificates.crt
 	build_one "tickmesh.local/nats:$NATS_TAG" nats "$ROOT/.tools/bin/nats-server"
 	build_one tickmesh.local/redis:7 redis

@@ -7,8 +7,14 @@ source "$here/lib.sh"
 need_root
 t0=$SECONDS
 mkdir -p "$LOGS"
-bash "$here/build.sh"
-bash "$here/images.sh" build
+# the Go builds and the image builds at once: the first waits mostly for CPU, the second
+# mostly for the package registries
+bash "$here/build.sh" &
+build=$!
+images=0
+bash "$here/images.sh" build || images=$?
+wait "$build" || die "build.sh failed"
+((images == 0)) || exit "$images"
 bash "$here/cluster.sh" up
 bash "$here/deploy.sh"
 log "up in $((SECONDS - t0))s. kubectl: $BIN/kubectl --kubeconfig $KUBECONFIG_ADMIN -n tickmesh get pods"

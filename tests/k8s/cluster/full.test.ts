@@ -19,6 +19,7 @@ import {
   Cluster,
   NS,
   assertServedExactly,
+  buildAll,
   clusterEnv,
   clusterRunning,
   script,
@@ -90,8 +91,7 @@ void describe('k8s: upgrades and restarts on a local cluster', { timeout: 45 * 6
       assert.ok(RELEASE, 'PREVIOUS_RELEASE missing from deploy/versions.env');
       const env = await clusterEnv();
       startedHere = !clusterRunning(env);
-      await script('build.sh');
-      await script('images.sh', ['build']);
+      await buildAll();
       await script('images.sh', ['build-previous']);
       await script('cluster.sh', ['up']);
       await script('images.sh', ['load', `tickmesh:${RELEASE}`]);

@@ -65,6 +65,15 @@ export function script(name: string, args: string[] = [], extraEnv: NodeJS.Proce
   });
 }
 
+/**
+ * The cached binaries and the images, built side by side as `make k8s-up` does (the Go
+ * builds wait for CPU, the image builds mostly for the package registries).
+ */
+export async function buildAll(): Promise<void> {
+  const results = await Promise.allSettled([script('build.sh'), script('images.sh', ['build'])]);
+  for (const r of results) if (r.status === 'rejected') throw r.reason;
+}
+
 export class Cluster {
   private readonly resolver = new Resolver({ timeout: 2000, tries: 2 });
   readonly grpcurlBin: string;

@@ -16,6 +16,7 @@ import {
   Cluster,
   NS,
   assertServedExactly,
+  buildAll,
   clusterEnv,
   clusterRunning,
   script,
@@ -37,8 +38,7 @@ void describe('k8s: the mesh on a local cluster', { timeout: 30 * 60_000 }, () =
       const env = await clusterEnv();
       startedHere = !clusterRunning(env);
       // everything up to a running, empty cluster (binaries and images cached after a first run)
-      await script('build.sh');
-      await script('images.sh', ['build']);
+      await buildAll();
       await script('cluster.sh', ['up']);
       cluster = new Cluster(env);
     },
