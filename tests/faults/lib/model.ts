@@ -100,14 +100,19 @@ export async function catchUp(
   stream = 'TICKS',
   idleTimeoutMs = 10_000,
 ): Promise<number> {
-  return readStream(
-    nc,
-    model.lastStreamSeq + 1,
-    (seq, ticks) => model.apply(seq, ticks),
-    stream,
-    idleTimeoutMs,
-  );
+  // One reader of a model at a time: a test may keep folding in the background (a stream at
+  // its byte limit deletes applied messages) while the harness folds for its checks.
+  const previous = catchingUp.get(model) ?? Promise.resolve(0);
+  const run = previous
+    .catch(() => 0)
+    .then(() =>
+      readStream(nc, model.lastStreamSeq + 1, (seq, ticks) => model.apply(seq, ticks), stream, idleTimeoutMs),
+    );
+  catchingUp.set(model, run);
+  return run;
 }
+
+const catchingUp = new WeakMap<TickModel, Promise<number>>();
 
 /**
  * Every message of the stream from `fromSeq` up to the stream's last message at call time,
