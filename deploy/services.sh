@@ -13,8 +13,8 @@ mkdir -p "$PIDS" "$LOGS"
 
 # name | entry point (under dist/) | readiness URL | extra environment
 SERVICES=(
-  "ticker|services/ticker/src/main.js|http://127.0.0.1:9101/readyz|GRPC_PORT=50051 METRICS_PORT=9101"
-  "simulator|services/ticker/src/simulator-main.js|http://127.0.0.1:9105/readyz|METRICS_PORT=9105"
+  "ticker|services/ticker/src/main.js|http://127.0.0.1:9101/readyz|GRPC_PORT=50051 METRICS_PORT=9101 PRICE_CACHE_ADDRESS=127.0.0.1:50052"
+  "simulator|services/ticker/src/simulator-main.js|http://127.0.0.1:9105/readyz|METRICS_PORT=9105 PRICE_CACHE_ADDRESS=127.0.0.1:50052"
   "price-cache|services/price-cache/src/main.js|http://127.0.0.1:9102/readyz|GRPC_PORT=50052 METRICS_PORT=9102"
   "customers|services/customers/src/main.js|http://127.0.0.1:9103/readyz|GRPC_PORT=50053 METRICS_PORT=9103"
   "gateway|services/gateway/src/main.js|http://127.0.0.1:8080/readyz|HTTP_PORT=8080 HTTP_HOST=127.0.0.1"
