@@ -130,6 +130,13 @@ export function createPriceCache(deps: PriceCacheDeps): PriceCache {
   const applier = new Applier(store, ctx, epochs, {
     maxRetries: config.APPLY_MAX_RETRIES,
     onConflict: () => metrics.conflicts.inc(),
+    onRolledBack: (partition, position, expectedAtLeast) => {
+      metrics.rollbacks.inc();
+      logger.error(
+        { partition, position, expectedAtLeast },
+        'Redis went back in time (restored from an older copy): rebuilding under a new epoch',
+      );
+    },
   });
   const handlers = new PriceServiceHandlers({
     mirror,
@@ -258,6 +265,30 @@ export function createPriceCache(deps: PriceCacheDeps): PriceCache {
     return false;
   }
 
+  /**
+   * A Redis whose positions are below the checkpoint marks of the same
+   * stream went back in time (restored from an older copy while no replica
+   * ran): drop its epoch, so it is rebuilt. A clean failover is at or above.
+   */
+  async function behindCheckpoints(cp: CheckpointStore): Promise<void> {
+    const [epoch, sid, marks] = await Promise.all([store.getEpoch(), store.getStream(), cp.getStream()]);
+    if (epoch === null || (sid !== null && marks !== undefined && marks.stream !== sid)) return;
+    const positions = await store.partitionSeqs(config.TICK_PARTITIONS);
+    for (let n = 0; n < config.TICK_PARTITIONS; n++) {
+      const mark = (await cp.getPartition(n))?.seq ?? 0;
+      const position = positions[n] ?? 0;
+      if (position >= mark) continue;
+      if (await store.dropEpoch(epoch)) {
+        metrics.rollbacks.inc();
+        logger.error(
+          { partition: n, position, checkpoint: mark },
+          'Redis is behind the checkpoints (restored from an older copy): rebuilding under a new epoch',
+        );
+      }
+      return;
+    }
+  }
+
   /** Holds a partition's consumption until the cache refers to the stream as it is now. */
   async function streamGate(): Promise<void> {
     while (!stopped && !(await streamIsCurrent())) await sleep(config.RETRY_DELAY_MS);
@@ -286,6 +317,7 @@ export function createPriceCache(deps: PriceCacheDeps): PriceCache {
             ackWaitMs: config.CONSUMER_ACK_WAIT_MS,
           });
           checkpoints = await CheckpointStore.open(js, config.CHECKPOINT_BUCKET, config.CHECKPOINT_REPLICAS);
+          await behindCheckpoints(checkpoints);
           setupDone = true;
           logger.info({ stream: config.TICKS_STREAM, partitions: config.TICK_PARTITIONS }, 'consumers ready');
           return;

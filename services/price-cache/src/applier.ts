@@ -61,12 +61,25 @@ interface Cached {
 
 export class Applier {
   private readonly cache = new Map<string, Cached>();
+  /**
+   * Per partition, the highest position this replica wrote, in which epoch.
+   * Within an epoch a partition's position only grows (several replicas
+   * apply the same partitions, so it may be higher, never lower): lower
+   * means Redis went back in time.
+   */
+  private readonly positions = new Map<number, { epoch: string; seq: number }>();
 
   constructor(
     private readonly store: RedisStore,
     private readonly ctx: ReducerContext,
     private readonly epochs: EpochObserver,
-    private readonly opts: { maxRetries: number; onConflict?: () => void; maxCachedSymbols?: number },
+    private readonly opts: {
+      maxRetries: number;
+      onConflict?: () => void;
+      /** Redis was found behind a position this replica wrote (the epoch is dropped: rebuild). */
+      onRolledBack?: (partition: number, position: number, expectedAtLeast: number) => void;
+      maxCachedSymbols?: number;
+    },
   ) {}
 
   async apply(partition: number, streamSeq: number, ticks: readonly Tick[]): Promise<ApplyOutcome> {
@@ -134,11 +147,21 @@ export class Applier {
     }
     let wrote = false;
     if (items.length > 0) {
+      const known = this.positions.get(partition);
+      const atLeast = known && known.epoch === epoch ? known.seq : undefined;
       const out = await this.store.write({ kind: 'apply', epoch: epoch! }, items, {
         n: partition,
         seq: streamSeq,
+        atLeast,
       });
       if (!out.ok) {
+        if (out.reason === 'rolled_back') {
+          this.cache.clear();
+          this.positions.clear();
+          this.opts.onRolledBack?.(partition, out.position, atLeast ?? 0);
+          this.epochs.observe(null);
+          throw new NotReadyError('Redis went back in time: waiting for the rebuild');
+        }
         if (out.reason === 'epoch_missing') {
           this.epochs.observe(null);
           throw new NotReadyError('cache epoch missing: waiting for the rebuild');
@@ -152,6 +175,8 @@ export class Applier {
         return undefined;
       }
       wrote = items.some((it) => isDirty(it.view));
+      if (!known || known.epoch !== epoch || known.seq < streamSeq)
+        this.positions.set(partition, { epoch: epoch!, seq: streamSeq });
     }
     for (const view of views.values()) {
       clearDirty(view);

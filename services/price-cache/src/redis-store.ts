@@ -40,18 +40,30 @@ export const KEY = {
 
 // KEYS: epoch, lock, symbols, partition, then q/w/b1s/b1m per symbol.
 // ARGV: mode ('a' checks the epoch, 'r' the rebuild lock), token, partition
-// seq ('' = leave), retention 1s, retention 1m, nsym, nsym expected ss
+// seq ('' = leave; '<seq>:<min>' also refuses when the stored position is
+// below min), retention 1s, retention 1m, nsym, nsym expected ss
 // ('*' = do not check), then per symbol: name, replace, ss, st ('' = leave
 // the quote), nw, watermark pairs, nd, deleted producers, nb, 1s bar
 // members, nm, 1m bar members (a member starts with its bar start).
 // Returns {0} ok, {1} epoch missing, {2, epoch} epoch changed, {3} lock lost,
-// {4, index, ss} conflict.
+// {4, index, ss} conflict, {5, position} the partition went back in time.
 const WRITE_LUA = `
 local mode = ARGV[1]
+local pseq, pmin = string.match(ARGV[3], '^(%d*):?(%d*)$')
 if mode == 'a' then
   local e = redis.call('GET', KEYS[1])
   if not e then return {1} end
   if e ~= ARGV[2] then return {2, e} end
+  -- The partition's position went back below what this writer already saw
+  -- applied: Redis was restored from an older copy. Drop the epoch, so every
+  -- replica stops writing and one rebuilds from checkpoints and the stream.
+  if pmin ~= '' then
+    local cur = tonumber(redis.call('GET', KEYS[4]) or '0')
+    if cur < tonumber(pmin) then
+      redis.call('DEL', KEYS[1])
+      return {5, cur}
+    end
+  end
 else
   if redis.call('GET', KEYS[2]) ~= ARGV[2] then return {3} end
 end
@@ -92,9 +104,9 @@ for j = 1, nsym do
     if n > 0 then redis.call('ZREMRANGEBYRANK', bk, 0, -(keep[k] + 1)) end
   end
 end
-if ARGV[3] ~= '' then
+if pseq ~= '' then
   local cur = tonumber(redis.call('GET', KEYS[4]) or '0')
-  if tonumber(ARGV[3]) > cur then redis.call('SET', KEYS[4], ARGV[3]) end
+  if tonumber(pseq) > cur then redis.call('SET', KEYS[4], pseq) end
 end
 return {0}
 `;
@@ -141,6 +153,12 @@ redis.call('DEL', KEYS[1])
 return 1
 `;
 
+// KEYS: epoch; ARGV: epoch. Deletes it only if it is still that one.
+const DROP_EPOCH_LUA = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
 // KEYS: epoch, stream; ARGV: stream identity. State written before the
 // identity was kept (or by a version that does not keep it) is taken as the
 // current stream's.
@@ -184,6 +202,7 @@ export type WriteOutcome =
   | { ok: false; reason: 'epoch_missing' }
   | { ok: false; reason: 'epoch_changed'; epoch: string }
   | { ok: false; reason: 'lock_lost' }
+  | { ok: false; reason: 'rolled_back'; position: number }
   | { ok: false; reason: 'conflict'; symbol: string; ss: string };
 
 export interface WriteItem {
@@ -204,6 +223,7 @@ export class RedisStore {
   private readonly clearScript: ScriptFn;
   private readonly rebaseScript: ScriptFn;
   private readonly adoptScript: ScriptFn;
+  private readonly dropScript: ScriptFn;
   /** Bars read per interval for an apply: a superset of those the late bound lets change. */
   private readonly window: Record<Interval, number>;
 
@@ -223,6 +243,7 @@ export class RedisStore {
     if (!r.tmRebase) {
       redis.defineCommand('tmRebase', { lua: REBASE_LUA, numberOfKeys: 4 });
       redis.defineCommand('tmAdopt', { lua: ADOPT_LUA, numberOfKeys: 2 });
+      redis.defineCommand('tmDropEpoch', { lua: DROP_EPOCH_LUA, numberOfKeys: 1 });
     }
     this.writeScript = r.tmWrite!.bind(redis);
     this.renewScript = r.tmRenew!.bind(redis);
@@ -231,6 +252,7 @@ export class RedisStore {
     this.clearScript = r.tmClear!.bind(redis);
     this.rebaseScript = r.tmRebase!.bind(redis);
     this.adoptScript = r.tmAdopt!.bind(redis);
+    this.dropScript = r.tmDropEpoch!.bind(redis);
     this.window = {
       s: Math.ceil(opts.lateTickBoundMs / INTERVAL_MS.s) + 2,
       m: Math.ceil(opts.lateTickBoundMs / INTERVAL_MS.m) + 2,
@@ -278,13 +300,13 @@ export class RedisStore {
   async write(
     mode: WriteMode,
     items: WriteItem[],
-    partition?: { n: number; seq: number },
+    partition?: { n: number; seq: number; atLeast?: number },
   ): Promise<WriteOutcome> {
     const keys: string[] = [KEY.epoch, KEY.lock, KEY.symbols, KEY.partition(partition?.n ?? 0)];
     const args: Array<string | number> = [
       mode.kind === 'apply' ? 'a' : 'r',
       mode.kind === 'apply' ? mode.epoch : mode.token,
-      partition ? String(partition.seq) : '',
+      partition ? `${partition.seq}${partition.atLeast === undefined ? '' : `:${partition.atLeast}`}` : '',
       this.opts.retention.s,
       this.opts.retention.m,
       items.length,
@@ -305,6 +327,8 @@ export class RedisStore {
         return { ok: false, reason: 'epoch_changed', epoch: String(res[1]) };
       case 3:
         return { ok: false, reason: 'lock_lost' };
+      case 5:
+        return { ok: false, reason: 'rolled_back', position: Number(res[1]) };
       default:
         return {
           ok: false,
@@ -441,6 +465,14 @@ export class RedisStore {
   /** Sets the new epoch (and the stream identity the state refers to) and frees the lock, only while we hold it. */
   async finishRebuild(token: string, epoch: string, stream?: string): Promise<boolean> {
     return Number(await this.finishScript(KEY.lock, KEY.epoch, KEY.stream, token, epoch, stream ?? '')) === 1;
+  }
+
+  /**
+   * Drops the epoch if it is still `epoch` (Redis found behind the
+   * checkpoints): every replica stops writing and one rebuilds.
+   */
+  async dropEpoch(epoch: string): Promise<boolean> {
+    return Number(await this.dropScript(KEY.epoch, epoch)) === 1;
   }
 
   /** The identity of the tick stream the state refers to (null: not known). */
