@@ -185,7 +185,7 @@ export const ingestConfigSpec = {
   INGEST_UNARY_PRODUCER_ID: {
     schema: str(),
     default: '',
-    doc: 'Producer id given to unary ticks sent without one (default unary-<hostname>)',
+    doc: 'Producer id given to unary ticks sent without one (default unary-<hostname>); one per ticker replica, since each replica numbers them on its own clock',
   },
   ...priceBandConfig,
 } satisfies ConfigSpec;
