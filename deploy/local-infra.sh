@@ -145,6 +145,14 @@ pid_alive_as() {
 	[[ $stat != Z* && $comm == "$2" ]]
 }
 
+# pid_starting PID -> true while PID is a live shell or setsid that has not exec'd its server yet.
+pid_starting() {
+	local out stat comm
+	out=$(ps -o stat=,comm= -p "$1" 2>/dev/null) || return 1
+	read -r stat comm <<<"$out"
+	[[ $stat != Z* && ($comm == bash || $comm == setsid || $comm == nohup) ]]
+}
+
 # managed_pid NAME COMM -> prints the pid when our pid file points at a live COMM process.
 managed_pid() {
 	local f pid
@@ -169,7 +177,9 @@ wait_ready() {
 	shift 3
 	local deadline=$((SECONDS + TIMEOUT))
 	while ((SECONDS < deadline)); do
-		if ! pid_alive_as "$pid" "$comm"; then
+		# Just after launch the process may still be the shell or setsid on its way to exec
+		# COMM (a loaded machine stretches that moment): only a gone or zombie process has died.
+		if ! pid_alive_as "$pid" "$comm" && ! pid_starting "$pid"; then
 			rm -f "$(pid_file "$name")"
 			log_tail "$name"
 			die "$name exited during start-up (see $LOG_DIR/$name.log)"
