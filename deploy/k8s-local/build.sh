@@ -33,9 +33,10 @@ if [[ ! -f $src/.prepared ]]; then
 	sed -i -E "s#=> \./staging/src/(k8s\.io/[A-Za-z0-9._-]+)#=> \1 $staging#" "$src/go.mod"
 	touch "$src/.prepared"
 fi
+log "building ${missing[*]}: on 2 cores about 15 minutes the first time"
 for c in "${K8S_CMDS[@]}"; do
 	[[ -x $BIN/$c ]] && continue
-	log "building $c $KUBERNETES_VERSION (the first build of kube-apiserver takes minutes)"
+	log "building $c $KUBERNETES_VERSION"
 	(cd "$src" && nice -n 10 go build -trimpath -ldflags "-s -w \
 		-X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION \
 		-X k8s.io/component-base/version.gitMajor=1 \
