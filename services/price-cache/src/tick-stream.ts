@@ -14,7 +14,7 @@ import {
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '@tickmesh/kit';
-import { partitionSubjects } from '@tickmesh/kit';
+import { consumerFilters, partitionSubjects } from '@tickmesh/kit';
 
 const nanos = (ms: number) => ms * 1_000_000;
 
@@ -121,7 +121,7 @@ export class TickStream {
       const info = await jsm.consumers.info(this.stream, name).catch(() => undefined);
       if (!info) throw err;
       const wanted = partitionSubjects(n);
-      const filters = filtersOf(info.config);
+      const filters = consumerFilters(info.config);
       const preLane = filters.length === 1 && filters[0] === wanted[0];
       if (!preLane && !sameSet(filters, wanted)) {
         throw new Error(
@@ -200,11 +200,6 @@ export class TickStream {
       await messages.close();
     }
   }
-}
-
-function filtersOf(c: Partial<ConsumerConfig>): string[] {
-  if (c.filter_subjects && c.filter_subjects.length > 0) return c.filter_subjects;
-  return c.filter_subject ? [c.filter_subject] : [];
 }
 
 function sameSet(a: readonly string[], b: readonly string[]): boolean {

@@ -6,17 +6,14 @@
 // consumers in place at start), and on `ticks.<n>` until then. This is what
 // lets both versions run side by side during a rolling upgrade.
 import type { ConsumerInfo, JetStreamManager } from '@nats-io/jetstream';
-import type { Logger } from '@tickmesh/kit';
+import { consumerFilters, type Logger } from '@tickmesh/kit';
+import { Periodic } from './periodic.js';
 
 /** True when no durable consumer reads a partition's pre-lane subject without its lanes. */
 export function consumersTakeLanes(consumers: readonly ConsumerInfo[]): boolean {
   for (const c of consumers) {
     if (!c.config.durable_name) continue;
-    const filters = c.config.filter_subjects?.length
-      ? c.config.filter_subjects
-      : c.config.filter_subject
-        ? [c.config.filter_subject]
-        : [];
+    const filters = consumerFilters(c.config);
     for (const f of filters) {
       const m = /^ticks\.(\d+)$/.exec(f);
       if (m && !filters.includes(`ticks.${m[1]}.>`)) return false;
@@ -27,13 +24,18 @@ export function consumersTakeLanes(consumers: readonly ConsumerInfo[]): boolean 
 
 export class LaneReadiness {
   private ready = false;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly checks: Periodic;
 
   constructor(
     private readonly jsm: JetStreamManager,
     private readonly stream: string,
     private readonly opts: { recheckMs: number; logger?: Logger },
-  ) {}
+  ) {
+    this.checks = new Periodic(opts.recheckMs, async () => {
+      await this.check();
+      return this.ready;
+    });
+  }
 
   /** Lanes in use; false until the first check says the readers take them. */
   get enabled(): boolean {
@@ -41,23 +43,12 @@ export class LaneReadiness {
   }
 
   /** Checks now, then every recheckMs until the readers take lanes. */
-  async start(): Promise<void> {
-    await this.check();
-    if (!this.ready) this.schedule();
+  start(): Promise<void> {
+    return this.checks.start();
   }
 
   stop(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-  }
-
-  private schedule(): void {
-    this.timer = setTimeout(() => {
-      void this.check().finally(() => {
-        if (!this.ready && this.timer) this.schedule();
-      });
-    }, this.opts.recheckMs);
-    this.timer.unref();
+    this.checks.stop();
   }
 
   private async check(): Promise<void> {

@@ -17,7 +17,8 @@ import {
   type MsgRequest,
   type StreamInfo,
 } from '@nats-io/jetstream';
-import { partitionSubjects, type Logger } from '@tickmesh/kit';
+import { consumerFilters, partitionSubjects, type Logger } from '@tickmesh/kit';
+import { Periodic } from './periodic.js';
 
 const STREAM_NOT_FOUND = 10059;
 const NO_MESSAGE_FOUND = 10037;
@@ -71,11 +72,7 @@ export function unappliedPositions(consumers: readonly ConsumerInfo[]): Unapplie
 }
 
 function partitionFilters(c: ConsumerInfo): string[] {
-  const filters = c.config.filter_subjects?.length
-    ? c.config.filter_subjects
-    : c.config.filter_subject
-      ? [c.config.filter_subject]
-      : [];
+  const filters = consumerFilters(c.config);
   return filters.some((f) => /^ticks\.\d+(\.>)?$/.test(f)) ? filters : [];
 }
 
@@ -97,13 +94,15 @@ export class RetentionGuard {
    * reserve (10 % of the limit, many seconds of ingest) absorbs.
    */
   private budget = Number.POSITIVE_INFINITY;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly checks: Periodic;
   private readonly listeners: Array<() => void> = [];
 
   constructor(
     private readonly read: () => Promise<RetentionView>,
     private readonly opts: RetentionGuardOptions,
-  ) {}
+  ) {
+    this.checks = new Periodic(opts.checkIntervalMs, () => this.check());
+  }
 
   /** Why ingest is closed, or undefined while there is room. */
   get reason(): string | undefined {
@@ -123,27 +122,17 @@ export class RetentionGuard {
     this.listeners.push(f);
   }
 
-  async start(): Promise<void> {
-    await this.check();
-    this.schedule();
+  /** Checks now, then every checkIntervalMs. */
+  start(): Promise<void> {
+    return this.checks.start();
   }
 
   stop(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.checks.stop();
   }
 
-  private schedule(): void {
-    this.timer = setTimeout(() => {
-      void this.check().finally(() => {
-        if (this.timer) this.schedule();
-      });
-    }, this.opts.checkIntervalMs);
-    this.timer.unref();
-  }
-
-  /** One look at the stream; exported for tests through start(). */
-  async check(): Promise<void> {
+  /** One look at the stream and the verdict it gives. */
+  private async check(): Promise<void> {
     let view: RetentionView;
     try {
       view = await this.read();

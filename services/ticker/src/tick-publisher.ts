@@ -112,20 +112,7 @@ class Lane {
 
   /** Resolves at the next removal from the queue; rejects (and forgets the waiter) when `signal` aborts. */
   waitForSpace(signal: AbortSignal | undefined): Promise<void> {
-    if (signal?.aborted) return Promise.reject(abortError(signal));
-    return new Promise((resolve, reject) => {
-      const waiter = () => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      };
-      const onAbort = () => {
-        const i = this.spaceWaiters.indexOf(waiter);
-        if (i >= 0) this.spaceWaiters.splice(i, 1);
-        reject(abortError(signal!));
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.spaceWaiters.push(waiter);
-    });
+    return waitInList(() => this.spaceWaiters, signal);
   }
 
   notifySpace(): void {
@@ -235,19 +222,8 @@ export class TickPublisher {
   }
 
   private waitForReopen(signal: AbortSignal | undefined): Promise<void> {
-    if (signal?.aborted) return Promise.reject(abortError(signal));
-    return new Promise((resolve, reject) => {
-      const waiter = () => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      };
-      const onAbort = () => {
-        this.reopenWaiters = this.reopenWaiters.filter((w) => w !== waiter);
-        reject(abortError(signal!));
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.reopenWaiters.push(waiter); // close() wakes it too; the caller then sees the publisher closed
-    });
+    // close() wakes these too; the caller then sees the publisher closed.
+    return waitInList(() => this.reopenWaiters, signal);
   }
 
   /** Queues `tick`, waiting for room as long as needed (or until `signal` aborts). */
@@ -496,6 +472,29 @@ function sleep(ms: number, ...signals: AbortSignal[]): Promise<void> {
     };
     const timer = setTimeout(done, ms);
     for (const s of signals) s.addEventListener('abort', done, { once: true });
+  });
+}
+
+/**
+ * Adds a waiter to the list `list()` returns (a list its owner empties and
+ * calls when the awaited thing happens); resolves when called, rejects and
+ * takes the waiter out when `signal` aborts.
+ */
+function waitInList(list: () => Array<() => void>, signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted) return Promise.reject(abortError(signal));
+  return new Promise((resolve, reject) => {
+    const waiter = () => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    };
+    const onAbort = () => {
+      const waiting = list();
+      const i = waiting.indexOf(waiter);
+      if (i >= 0) waiting.splice(i, 1);
+      reject(abortError(signal!));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    list().push(waiter);
   });
 }
 

@@ -64,6 +64,12 @@ export function partitionSubjects(partition: number): [string, string] {
   return [tickSubject(partition), `${TICK_SUBJECT_PREFIX}.${partition}.>`];
 }
 
+/** The subjects a JetStream consumer filters, whether set as filter_subject or filter_subjects. */
+export function consumerFilters(c: { filter_subject?: string; filter_subjects?: string[] }): string[] {
+  if (c.filter_subjects && c.filter_subjects.length > 0) return c.filter_subjects;
+  return c.filter_subject ? [c.filter_subject] : [];
+}
+
 /** Parses `ticks.<n>` or `ticks.<n>.<producer token>` back to n, or undefined for any other subject. */
 export function partitionOfSubject(subject: string): number | undefined {
   const m = /^ticks\.(\d+)(?:\.[^.*>\s]+)?$/.exec(subject);
