@@ -19,6 +19,9 @@ SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
 FIXED_DIRS=(/var/log/pods /var/log/containers /var/lib/cni)
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy coredns)
 
+# The kubelet's pod cgroups: one tree per controller on cgroup v1, one tree on v2.
+pod_cgroups() { compgen -G '/sys/fs/cgroup/kubepods' || true; compgen -G '/sys/fs/cgroup/*/kubepods' || true; }
+
 pidfile() { printf '%s/%s.pid\n' "$RUN" "$1"; }
 running() { [[ -f $(pidfile "$1") ]] && kill -0 "$(cat "$(pidfile "$1")")" 2>/dev/null; }
 
@@ -227,7 +230,7 @@ up() {
 	# places the kubelet and the CNI library use whatever their flags say: removed by
 	# `down` when `up` created them
 	if [[ ! -f $STATE/created.before ]]; then
-		for d in "${FIXED_DIRS[@]}" /run/netns /sys/fs/cgroup/*/kubepods; do [[ -e $d ]] && echo "$d"; done >"$STATE/created.before" || true
+		for d in "${FIXED_DIRS[@]}" /run/netns $(pod_cgroups); do [[ -e $d ]] && echo "$d"; done >"$STATE/created.before" || true
 	fi
 	network_up
 	pki
@@ -412,7 +415,7 @@ down() {
 	# container processes that outlived their shims: those in the pod cgroups `up` created
 	if [[ -f $STATE/created.before ]] && ! grep -q kubepods "$STATE/created.before"; then
 		local left
-		left=$(find /sys/fs/cgroup/memory/kubepods -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u || true)
+		left=$(pod_cgroups | while read -r d; do find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null; done | sort -u || true)
 		if [[ -n $left ]]; then
 			kill -9 $left 2>/dev/null || true
 			sleep 1
@@ -450,12 +453,12 @@ down() {
 			# pod cgroups go leaf first, with rmdir; a cgroup stays busy for a moment after
 			# its last process died
 			for _ in $(seq 1 20); do
-				compgen -G '/sys/fs/cgroup/*/kubepods' >/dev/null || break
-				for d in /sys/fs/cgroup/*/kubepods; do find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true; done
+				[[ -n $(pod_cgroups) ]] || break
+				for d in $(pod_cgroups); do find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true; done
 				sleep 1
 			done
-			if compgen -G '/sys/fs/cgroup/*/kubepods' >/dev/null; then
-				log "warning: pod cgroups left: $(echo /sys/fs/cgroup/*/kubepods)"
+			if [[ -n $(pod_cgroups) ]]; then
+				log "warning: pod cgroups left: $(pod_cgroups | tr '\n' ' ')"
 			fi
 		fi
 	fi
