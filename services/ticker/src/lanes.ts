@@ -80,6 +80,16 @@ interface SeqRange {
   last: number;
 }
 
+/** Where a seq was looked up in a lane: the message holding it or the first after it, if any. */
+interface Located {
+  message: StoredMessage | undefined;
+  /** A lane message before `message` is still in the stream. */
+  sawEarlier: boolean;
+}
+
+/** Lane messages walked from the previous tick's before a binary search takes over. */
+const WALK_STEPS = 4;
+
 interface LaneState {
   /** Stream seq of the lane's newest message; 0 when the stream holds none. */
   subjectSeq: number;
@@ -121,9 +131,13 @@ export class LaneBook {
     const subject = laneSubject(partition, producerId);
     const state = await this.state(subject);
     const verdicts: Array<Verdict | undefined> = [];
+    // Where the previous tick was found: a resent window walks the lane from there.
+    let at: Located | undefined;
     for (const t of ticks) {
-      if (t.producerSeq <= state.lastSeq) verdicts.push(await this.judge(subject, state, t));
-      else if (state.subjectSeq === 0 && t.eventTimeMs < state.emptyFloorMs)
+      if (t.producerSeq <= state.lastSeq) {
+        at = await this.locate(subject, state, t.producerSeq, at);
+        verdicts.push(await this.judge(t, at, state));
+      } else if (state.subjectSeq === 0 && t.eventTimeMs < state.emptyFloorMs)
         verdicts.push(tooOld(t, state.emptyFloorMs));
       else verdicts.push(undefined);
     }
@@ -178,22 +192,46 @@ export class LaneBook {
     return state;
   }
 
-  /** A tick at or below the lane's last stored seq: the same tick stored before, or refused. */
-  private async judge(subject: string, state: LaneState, t: Tick): Promise<Verdict> {
-    const seq = t.producerSeq;
+  /**
+   * The lane message that holds `seq` or, when none does, the first one after
+   * it: from where the batch's previous tick was found (walking a few messages
+   * on), from a remembered range, or by a binary search over the stream.
+   */
+  private async locate(
+    subject: string,
+    state: LaneState,
+    seq: number,
+    prev: Located | undefined,
+  ): Promise<Located> {
+    if (prev?.message) {
+      let m: StoredMessage | undefined = prev.message;
+      for (let step = 0; m && step <= WALK_STEPS; step++) {
+        if (seq <= m.ticks.at(-1)!.producerSeq)
+          return { message: m, sawEarlier: prev.sawEarlier || m !== prev.message };
+        m = await this.reader.atOrAfter(subject, m.streamSeq + 1);
+        if (m && (m.streamSeq > state.subjectSeq || m.ticks.length === 0)) m = undefined;
+      }
+    }
     const known = state.recent.find((r) => r.first <= seq && seq <= r.last);
     if (known) {
       const m = await this.reader.atOrAfter(subject, known.streamSeq);
-      if (m && m.streamSeq === known.streamSeq) return member(m, t);
+      if (m && m.streamSeq === known.streamSeq) return { message: m, sawEarlier: true };
     }
     const h = await this.reader.horizon();
-    const found = await this.search(subject, seq, h.firstSeq, state.subjectSeq);
-    if (found.message && found.message.ticks[0]!.producerSeq <= seq) return member(found.message, t);
-    // No stored message holds `seq`. The lane's messages on both sides of it are in the
+    return this.search(subject, seq, h.firstSeq, state.subjectSeq);
+  }
+
+  /** A tick at or below the lane's last stored seq, where `at` says: the same tick stored before, or refused. */
+  private async judge(t: Tick, at: Located, state: LaneState): Promise<Verdict> {
+    if (at.message && at.message.ticks[0]!.producerSeq <= t.producerSeq) return member(at.message, t);
+    // No stored message holds the seq. The lane's messages on both sides of it are in the
     // stream (never stored) unless the earlier ones may have been removed by retention.
-    if (!found.sawEarlier && h.removedBeforeMs > 0) {
-      const floor = h.removedBeforeMs + this.opts.maxFutureMs;
-      if (t.eventTimeMs < floor) return tooOld(t, floor);
+    if (!at.sawEarlier) {
+      const h = await this.reader.horizon();
+      if (h.removedBeforeMs > 0) {
+        const floor = h.removedBeforeMs + this.opts.maxFutureMs;
+        if (t.eventTimeMs < floor) return tooOld(t, floor);
+      }
     }
     return notIncreasing(t, state.lastSeq);
   }
@@ -202,12 +240,7 @@ export class LaneBook {
    * Binary search over stream seqs [lo, hi] for the lane's first message whose
    * last seq >= `seq`; sawEarlier says whether a lane message before it exists.
    */
-  private async search(
-    subject: string,
-    seq: number,
-    lo: number,
-    hi: number,
-  ): Promise<{ message: StoredMessage | undefined; sawEarlier: boolean }> {
+  private async search(subject: string, seq: number, lo: number, hi: number): Promise<Located> {
     let message: StoredMessage | undefined;
     let sawEarlier = false;
     while (lo <= hi) {
