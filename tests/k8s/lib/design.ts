@@ -124,6 +124,7 @@ export function expectedEnv(target: TargetName): Record<string, EnvExpectation> 
       NATS_URL: 'nats://nats:4222',
       TICKS_STREAM_REPLICAS: replicas,
       MARKET: 'bist30',
+      PRICE_CACHE_ADDRESS: 'dns:///price-cache:50052',
     },
     simulator: {
       ...COMMON,
@@ -131,6 +132,7 @@ export function expectedEnv(target: TargetName): Record<string, EnvExpectation> 
       NATS_URL: 'nats://nats:4222',
       TICKS_STREAM_REPLICAS: replicas,
       MARKET: 'bist30',
+      PRICE_CACHE_ADDRESS: 'dns:///price-cache:50052',
     },
     'price-cache': {
       ...COMMON,
@@ -206,6 +208,8 @@ export function expectedFlows(workloads: string[]): string[] {
     'monitoring -> simulator:9105/TCP',
     'gateway -> price-cache:50052/TCP',
     'gateway -> customers:50053/TCP',
+    'ticker -> price-cache:50052/TCP',
+    'simulator -> price-cache:50052/TCP',
     'ticker -> nats:4222/TCP',
     'simulator -> nats:4222/TCP',
     'price-cache -> nats:4222/TCP',
