@@ -16,7 +16,7 @@ CLUSTER_TESTS = $(shell find tests/k8s/cluster -name '*.test.ts' | sort)
 TEST_FILES = $(filter-out $(SLOW_TESTS) $(CLUSTER_TESTS),$(shell find packages services tests -name '*.test.ts' -not -path '*/node_modules/*' | sort)) tests/faults/checks.test.ts
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(firstword $(MAKEFILE_LIST)) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 deps: node_modules/.package-lock.json ## Install npm dependencies (npm ci)
 node_modules/.package-lock.json: package.json package-lock.json
