@@ -16,6 +16,7 @@ import {
   type Instrument,
   type Universe,
   quoteSubject,
+  PARTITIONS_METADATA_KEY,
 } from '@tickmesh/kit';
 import { Quote } from '@tickmesh/kit/proto';
 import type { GrpcServer, DependencyCheck, Logger } from '@tickmesh/kit';
@@ -32,7 +33,7 @@ import { PriceServiceHandlers, registerPriceService } from './price-service.js';
 import { Rebuilder } from './rebuild.js';
 import { makeDayOf, type ReducerContext } from './reducer.js';
 import { RedisStore } from './redis-store.js';
-import { PARTITIONS_METADATA_KEY, TickStream } from './tick-stream.js';
+import { TickStream } from './tick-stream.js';
 
 /** How often a replica compares the tick stream's identity with the one the cache refers to. */
 const STREAM_CHECK_MS = 2000;

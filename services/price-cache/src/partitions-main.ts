@@ -10,9 +10,9 @@
 // CONSUMER_PREFIX, CHECKPOINT_BUCKET like the price-cache.
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { createLogger } from '@tickmesh/kit';
+import { createLogger, PARTITIONS_METADATA_KEY } from '@tickmesh/kit';
 import { CheckpointStore } from './checkpoint.js';
-import { PARTITIONS_METADATA_KEY, TickStream } from './tick-stream.js';
+import { TickStream } from './tick-stream.js';
 
 const env = (name: string, fallback: string) => process.env[name] || fallback;
 

@@ -14,12 +14,9 @@ import {
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '@tickmesh/kit';
-import { consumerFilters, partitionSubjects } from '@tickmesh/kit';
+import { consumerFilters, partitionSubjects, PARTITIONS_METADATA_KEY } from '@tickmesh/kit';
 
 const nanos = (ms: number) => ms * 1_000_000;
-
-/** Stream metadata key holding the partition count (written by the ticker's ensureTicksStream). */
-export const PARTITIONS_METADATA_KEY = 'tickmesh.partitions';
 
 /** What the price-cache needs to know about the stream itself. */
 export interface StreamFacts {

@@ -16,12 +16,9 @@ import {
   type StreamUpdateConfig,
 } from '@nats-io/jetstream';
 import type { Logger } from '@tickmesh/kit';
-import { ConfigError, TICK_SUBJECT_PREFIX } from '@tickmesh/kit';
+import { ConfigError, PARTITIONS_METADATA_KEY, TICK_SUBJECT_PREFIX } from '@tickmesh/kit';
 
 export const TICKS_SUBJECTS = `${TICK_SUBJECT_PREFIX}.>`;
-
-/** Stream metadata key holding the partition count (the price-cache reads the same key). */
-export const PARTITIONS_METADATA_KEY = 'tickmesh.partitions';
 
 /** TICK_PARTITIONS differs from the count the stream was made for: bad configuration. */
 export class PartitionCountMismatchError extends ConfigError {}

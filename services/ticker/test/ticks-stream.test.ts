@@ -5,9 +5,9 @@ import {
   desiredStreamConfig,
   partitionCountProblem,
   planStreamUpdate,
-  PARTITIONS_METADATA_KEY,
   TICKS_SUBJECTS,
 } from '../src/ticks-stream.js';
+import { PARTITIONS_METADATA_KEY } from '@tickmesh/kit';
 
 const settings = {
   name: 'TICKS',

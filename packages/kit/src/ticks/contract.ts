@@ -27,6 +27,8 @@ import { TickBatch, type Tick } from '../gen/tickmesh/market/v1/market.js';
 export const TICK_SUBJECT_PREFIX = 'ticks';
 export const QUOTE_SUBJECT_PREFIX = 'quotes';
 export const DEFAULT_TICK_PARTITIONS = 8;
+/** TICKS stream metadata key holding the partition count: written by the ticker, checked by every service. */
+export const PARTITIONS_METADATA_KEY = 'tickmesh.partitions';
 
 /** FNV-1a 32-bit: stable across processes and languages. */
 export function fnv1a(value: string): number {
